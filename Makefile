@@ -1,0 +1,49 @@
+# NRVL: the README's two commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.nrvl-installed
+export HF_HUB_OFFLINE := 1
+export FORCE_QWENVL_VIDEO_READER := decord
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install ffmpeg test test-fast demo bench bench-quick clean
+
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch/torchvision come from the machine's local wheel store; pinned so pip never pulls another build.
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[all]'
+	touch $(STAMP)
+
+install: $(STAMP) ffmpeg
+
+# torchcodec needs FFmpeg's shared libraries (Debian 12: FFmpeg 5.1). Installed only when missing.
+ffmpeg:
+	@if ldconfig -p | grep -q 'libavutil.so.5[6-9]\|libavutil.so.60'; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing FFmpeg shared libraries for torchcodec"; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+			libavutil57 libavcodec59 libavformat59 libavdevice59 libavfilter8 libswscale6 libswresample4 >/dev/null; \
+	else echo "warning: FFmpeg libraries missing and apt-get unavailable; torchcodec decoding will fail (decord still works)"; fi
+
+test: install
+	TRITON_INTERPRET=1 $(PY) -m pytest -q -p no:cacheprovider tests
+
+test-fast: install
+	TRITON_INTERPRET=1 $(PY) -m pytest -q -p no:cacheprovider -m "not slow" tests
+
+demo: install
+	$(PY) -m nrvl.demo
+
+bench: install
+	$(PY) -m pytest -q -p no:cacheprovider bench --benchmark-json=bench/results/latest.json
+	$(PY) bench/report.py bench/results --out bench/REPORT.md
+
+bench-quick: install
+	$(PY) -m pytest -q -p no:cacheprovider bench -m quick --benchmark-json=bench/results/quick.json
+	$(PY) bench/report.py bench/results/quick.json --out bench/REPORT-quick.md
+
+clean:
+	rm -rf $(VENV) build *.egg-info
