@@ -1,0 +1,294 @@
+"""``corrupt``: the dispatcher, the sampling context and the frame-noise machinery.
+
+A noise is a ``sample`` that draws everything random into a dict of small
+tensors (``params``) and an ``apply`` that is deterministic given them
+(kornia's generator/apply split). ``corrupt`` validates, folds ``[T,C,H,W]`` into
+``[1,T,C,H,W]``, turns ``seed``/``generator`` into int64 ``[B]`` clip seeds, and
+calls the two.
+
+Every ``params`` dict holds at least:
+
+* ``seed``: int64 ``[B]``, the clip seeds;
+* ``frames``: bool ``[B, T]``, the frames the noise may change;
+* ``frame_idx``: int64 ``[B, n]``, the same frames as sorted indices.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import torch
+
+from . import random as rng
+from ._compile import maybe_compiled
+from .registry import NoiseSpec, get_spec, register_noise
+
+__all__ = [
+    "Context", "corrupt", "sample_params", "apply_params", "select_frames", "frame_count",
+    "register_frame_noise", "frame_uniform", "pixel_index", "to_work", "from_work",
+]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What ``sample`` may look at: shapes and seeds, never pixel values.
+
+    Attributes:
+        shape: ``(B, T, C, H, W)``.
+        device: where the video (and every drawn tensor) lives.
+        seeds: int64 ``[B]`` clip seeds.
+        ratio: the ``ratio`` argument of ``corrupt``.
+    """
+
+    shape: tuple
+    device: torch.device
+    seeds: torch.Tensor
+    ratio: float
+
+    @property
+    def B(self) -> int:
+        return self.shape[0]
+
+    @property
+    def T(self) -> int:
+        return self.shape[1]
+
+
+def frame_count(T: int, ratio: float) -> int:
+    """The reference's ``int(T * ratio)`` (truncation, in float64 like Python)."""
+    return int(T * ratio)
+
+
+def select_frames(seeds: torch.Tensor, T: int, n: int, stream: str = "frames") -> torch.Tensor:
+    """``n`` distinct frames per clip, uniform at random: int64 ``[B, n]``, sorted.
+
+    The order of the clip's frames is the order of their hashes, so the choice
+    depends only on the clip seed (no loop, no host sync).
+    """
+    B = seeds.shape[0]
+    t = torch.arange(T, device=seeds.device, dtype=torch.int32)
+    key = rng.keys(seeds, stream)  # [B, 2]
+    h = rng.bits(key[:, None, :], t[None, :])  # [B, T], distinct within a clip (a bijection of t)
+    order = torch.argsort(h, dim=1)[:, :n]
+    return torch.sort(order, dim=1).values.to(torch.int64).reshape(B, n)
+
+
+def _frames_mask(frame_idx: torch.Tensor, T: int) -> torch.Tensor:
+    B = frame_idx.shape[0]
+    mask = torch.zeros(B, T, dtype=torch.bool, device=frame_idx.device)
+    return mask.scatter_(1, frame_idx, True) if frame_idx.numel() else mask
+
+
+def base_params(ctx: Context, frame_mode: str) -> dict:
+    """``seed``, ``frames`` and ``frame_idx`` for a noise whose frame rule is ``frame_mode``."""
+    B, T = ctx.B, ctx.T
+    if frame_mode == "all":
+        idx = torch.arange(T, device=ctx.device, dtype=torch.int64).expand(B, T).contiguous()
+    else:
+        idx = select_frames(ctx.seeds, T, frame_count(T, ctx.ratio))
+    return {"seed": ctx.seeds, "frames": _frames_mask(idx, T), "frame_idx": idx}
+
+
+def frame_uniform(ctx: Context, frame_idx: torch.Tensor, stream: str, low=0.0, high=1.0,
+                  count: int | None = None, dtype=torch.float32) -> torch.Tensor:
+    """Per-frame uniforms in ``[low, high)``: ``[B, n]`` (or ``[B, n, count]``), keyed by frame index."""
+    key = rng.keys(ctx.seeds, stream, frame_idx)  # [B, n, 2]
+    if count is None:
+        u = rng.uniform(key, torch.zeros((), dtype=torch.int32, device=ctx.device), dtype)
+    else:
+        i = torch.arange(count, dtype=torch.int32, device=ctx.device)
+        u = rng.uniform(key[..., None, :], i, dtype)
+    return low + (high - low) * u
+
+
+def pixel_index(shape, device, per_channel: bool = True) -> torch.Tensor:
+    """int32 element counters ``[1, C|1, H, W]`` for per-pixel draws within one frame."""
+    _, C, H, W = shape
+    c = C if per_channel else 1
+    return torch.arange(c * H * W, dtype=torch.int32, device=device).reshape(1, c, H, W)
+
+
+def to_work(x: torch.Tensor) -> torch.Tensor:
+    """The float working copy of frames (float32, or float64 for float64 input)."""
+    return x.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
+
+
+def from_work(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Back to ``dtype``: uint8 rounds half-to-even and saturates; floats clamp to 0..255."""
+    y = y.clamp(0.0, 255.0)
+    if dtype == torch.uint8:
+        return y.round().to(torch.uint8)
+    return y.to(dtype)
+
+
+def _flat_frame_params(params: Mapping, B: int, n: int) -> dict:
+    out = {}
+    for k, v in params.items():
+        if k in ("seed", "frames", "frame_idx"):
+            continue
+        if isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[0] == B and v.shape[1] == n:
+            out[k] = v.reshape(B * n, *v.shape[2:])
+        else:
+            out[k] = v
+    return out
+
+
+def register_frame_noise(name: str, *, family: str, description: str, transform: Callable,
+                         draw: Callable | None = None, defaults: Mapping | None = None,
+                         frame_mode: str = "selected", severities=None, pointwise: bool = True,
+                         **extras) -> NoiseSpec:
+    """Register a noise that transforms the chosen frames one by one (each independently).
+
+    Args:
+        transform: ``transform(x, fp, **p) -> Tensor``: ``x`` the chosen frames as
+            float ``[M, C, H, W]`` on 0..255 (``M = B*n``), ``fp`` the per-frame
+            params flattened to ``[M, ...]``, ``p`` the noise's parameters. Returns
+            float frames of the same shape (clamping and rounding are done after).
+        draw: ``draw(ctx, frame_idx, **p) -> dict`` of per-frame tensors ``[B, n, ...]``.
+    """
+
+    def sample(ctx: Context, **p) -> dict:
+        params = base_params(ctx, frame_mode)
+        if draw is not None:
+            params.update(draw(ctx, params["frame_idx"], **p))
+        return params
+
+    def kernel(sel: torch.Tensor, fp: dict, p: dict) -> torch.Tensor:
+        return from_work(transform(to_work(sel), fp, **p), sel.dtype)
+
+    def apply(video: torch.Tensor, params: Mapping, *, inplace: bool = False, **p) -> torch.Tensor:
+        B, T, C, H, W = video.shape
+        idx = params["frame_idx"]
+        n = idx.shape[1]
+        out = video if inplace else video.clone()
+        if B * n == 0 or C * H * W == 0:
+            return out
+        b = torch.arange(B, device=video.device)[:, None]
+        sel = video[b, idx].reshape(B * n, C, H, W)
+        fn = maybe_compiled(kernel, video.device)
+        y = fn(sel, _flat_frame_params(params, B, n), p)
+        out[b, idx] = y.reshape(B, n, C, H, W)
+        return out
+
+    return register_noise(name, family=family, description=description, sample=sample, apply=apply,
+                          defaults=defaults, frame_mode=frame_mode, severities=severities,
+                          pointwise=pointwise, **extras)
+
+
+# ----------------------------------------------------------------------------- dispatcher
+
+
+def _check_video(video) -> None:
+    if not isinstance(video, torch.Tensor):
+        raise TypeError(f"video must be a torch.Tensor, got {type(video).__name__}")
+    if video.dtype != torch.uint8 and not video.is_floating_point():
+        raise TypeError(f"video must be uint8 or floating point on the 0..255 scale, got {video.dtype}")
+    if video.dim() not in (4, 5):
+        raise ValueError(
+            f"video must have shape [T, C, H, W] or [B, T, C, H, W], got {video.dim()} dims {list(video.shape)}")
+    if video.shape[-3] != 3:
+        raise ValueError(f"video must have 3 (RGB) channels in dim -3, got {video.shape[-3]} "
+                         f"(shape {list(video.shape)}; expected [T, 3, H, W] or [B, T, 3, H, W])")
+
+
+def _check_ratio(ratio) -> float:
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+        if isinstance(ratio, torch.Tensor) and ratio.numel() == 1 and ratio.dtype.is_floating_point:
+            ratio = float(ratio)
+        else:
+            raise TypeError(f"ratio must be a number in [0, 1], got {type(ratio).__name__}")
+    ratio = float(ratio)
+    if math.isnan(ratio) or not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"ratio must be in [0, 1], got {ratio}")
+    return ratio
+
+
+def _resolve_params(spec: NoiseSpec, severity, params: Mapping) -> dict:
+    unknown = sorted(set(params) - set(spec.defaults))
+    if unknown:
+        valid = ", ".join(spec.defaults) or "none"
+        raise TypeError(f"unexpected parameter {unknown[0]!r} for noise {spec.name!r}; valid parameters: {valid}")
+    p = dict(spec.defaults)
+    if severity is not None:
+        if isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= 5:
+            raise ValueError(f"severity must be None or an int in 1..5, got {severity!r}")
+        if spec.severities is None:
+            raise ValueError(f"noise {spec.name!r} has no severity table; pass severity=None")
+        p.update(spec.severities[severity - 1])
+    p.update(params)
+    return p
+
+
+def _fold(video: torch.Tensor):
+    return (video.unsqueeze(0), True) if video.dim() == 4 else (video, False)
+
+
+def sample_params(video: torch.Tensor, name: str, ratio: float, *, seed=None, generator=None,
+                  severity=None, **params) -> dict:
+    """Draw the params ``corrupt`` would use (validating like ``corrupt``), without applying them."""
+    spec, v5, _, ratio, p = _prepare(video, name, ratio, severity, params, check_finite=False)
+    ctx = Context(tuple(v5.shape), v5.device, rng.seeds_from(v5.shape[0], seed, generator, v5.device), ratio)
+    return spec.sample(ctx, **p)
+
+
+def apply_params(video: torch.Tensor, name: str, params: Mapping, *, severity=None, inplace: bool = False,
+                 **kw) -> torch.Tensor:
+    """Replay: apply previously drawn ``params`` (from ``sample_params`` or ``return_params=True``)."""
+    spec, v5, squeeze, _, p = _prepare(video, name, 0.0, severity, kw, check_finite=False)
+    out = spec.apply(v5, params, inplace=inplace, **p)
+    return out[0] if squeeze else out
+
+
+def _prepare(video, name, ratio, severity, params, check_finite):
+    _check_video(video)
+    spec = get_spec(name)
+    ratio = _check_ratio(ratio)
+    p = _resolve_params(spec, severity, params)
+    if check_finite and video.is_floating_point() and video.numel() and not bool(torch.isfinite(video).all()):
+        raise ValueError("video contains NaN or infinite values; expected finite values on the 0..255 scale")
+    v5, squeeze = _fold(video)
+    return spec, v5, squeeze, ratio, p
+
+
+def corrupt(video: torch.Tensor, name: str, ratio: float, *, seed=None, generator: torch.Generator | None = None,
+            severity: int | None = None, inplace: bool = False, return_params: bool = False, **params):
+    """Corrupt a clip or a batch of clips with one noise.
+
+    Args:
+        video: ``[T, C, H, W]`` or ``[B, T, C, H, W]``, C = 3 (RGB), uint8 or floating
+            point on the 0..255 scale, any device.
+        name: a registered noise (``list_noises()``).
+        ratio: in [0, 1]; for most noises ``int(T * ratio)`` frames per clip are
+            corrupted (``NOISES[name].frame_mode`` says when it means otherwise).
+        seed: int (clip ``i`` of the batch gets a seed derived from it and ``i``)
+            or an int64 ``[B]`` tensor of per-clip seeds.
+        generator: a ``torch.Generator`` to draw the ``[B]`` clip seeds from.
+        severity: None for the reference's parameters, or 1..5.
+        inplace: write into ``video`` instead of a new tensor.
+        return_params: also return the drawn params (replay with ``apply_params``).
+        **params: overrides of the noise's parameters (``NOISES[name].defaults``).
+
+    Returns:
+        A tensor of the input's shape, dtype and device (and the params when asked).
+        uint8 output is rounded to nearest and saturated; float output is clamped
+        to 0..255 and not rounded.
+
+    Raises:
+        TypeError / ValueError naming the bad argument.
+
+    Example:
+        >>> import torch, nrvl.kernels as K
+        >>> clip = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+        >>> out = K.corrupt(clip, "gaussian", 0.6, seed=0)
+        >>> int((out != clip).flatten(1).any(1).sum())
+        4
+    """
+    spec, v5, squeeze, ratio, p = _prepare(video, name, ratio, severity, params, check_finite=True)
+    seeds = rng.seeds_from(v5.shape[0], seed, generator, v5.device)
+    ctx = Context(tuple(v5.shape), v5.device, seeds, ratio)
+    drawn = spec.sample(ctx, **p)
+    out = spec.apply(v5, drawn, inplace=inplace, **p)
+    if squeeze:
+        out = out[0]
+    return (out, drawn) if return_params else out

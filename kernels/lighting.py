@@ -1,0 +1,116 @@
+"""Lighting and colour family: bright_transform, contrast, color_shift, flicker, over/underexposure.
+
+All draws are per frame (a few scalars), keyed by (clip seed, stream, frame index).
+"""
+from __future__ import annotations
+
+import torch
+
+from .core import Context, frame_uniform, register_frame_noise
+
+
+def _bright(x, fp, *, c):
+    # HSV brightness: V' = clip(V + c, 0, 1) with H, S kept. For fixed H and S the RGB
+    # values are linear in V, so RGB' = RGB * V'/V; black (V = 0, S = 0) becomes grey V'.
+    v = x.amax(dim=1, keepdim=True) / 255.0
+    v2 = (v + c).clamp(0.0, 1.0)
+    scaled = x * (v2 / v.clamp_min(1e-12))
+    return torch.where(v > 0, scaled, (v2 * 255.0).expand_as(x))
+
+
+register_frame_noise(
+    "bright_transform", family="lighting", transform=_bright,
+    defaults={"c": 0.5},
+    description="HSV brightness: V + 0.5, clipped (ImageNet-C brightness, severity 5)",
+    severities=[{"c": c} for c in (0.1, 0.2, 0.3, 0.4, 0.5)],
+)
+
+
+def _contrast_draw(ctx: Context, frame_idx, *, factor):
+    """``factor``: float32 ``[B, n]``, u ~ U(-5, 5), f = u if u >= 0 else -1/u (the reference's rule)."""
+    u = frame_uniform(ctx, frame_idx, "contrast/u", -5.0, 5.0)
+    f = torch.where(u >= 0, u, -1.0 / u)
+    if factor is not None:
+        f = torch.full_like(f, float(factor))
+    return {"factor": f}
+
+
+def _contrast(x, fp, *, factor):
+    m = x.mean(dim=(2, 3), keepdim=True)
+    return m + fp["factor"].to(x.dtype)[:, None, None, None] * (x - m)
+
+
+register_frame_noise(
+    "contrast", family="lighting", transform=_contrast, draw=_contrast_draw,
+    defaults={"factor": None}, pointwise=False,
+    description="per-frame contrast around the channel means, factor u~U(-5,5) (u<0: -1/u)",
+    severities=[{"factor": c} for c in (0.4, 0.3, 0.2, 0.1, 0.05)],
+)
+
+
+def _color_shift_draw(ctx: Context, frame_idx, *, shift):
+    """``gain``: float32 ``[B, n, 3]``, per-channel gains U(1 - shift, 1 + shift)."""
+    return {"gain": frame_uniform(ctx, frame_idx, "color_shift/gain", 1.0 - shift, 1.0 + shift, count=3)}
+
+
+def _color_shift(x, fp, *, shift):
+    return x * fp["gain"].to(x.dtype)[:, :, None, None]
+
+
+register_frame_noise(
+    "color_shift", family="lighting", transform=_color_shift, draw=_color_shift_draw,
+    defaults={"shift": 1.0},
+    description="per-frame, per-channel gains U(0, 2)",
+    severities=[{"shift": s} for s in (0.2, 0.4, 0.6, 0.8, 1.0)],
+)
+
+
+def _flicker_draw(ctx: Context, frame_idx, *, std):
+    """``alpha``: float32 ``[B, T]``, 1 + std*N(0, 1) per frame (std defaults to ``ratio``)."""
+    from . import random as rng
+    s = ctx.ratio if std is None else float(std)
+    key = rng.keys(ctx.seeds, "flicker/alpha", frame_idx)
+    n = rng.normal(key, torch.zeros((), dtype=torch.int32, device=ctx.device))
+    return {"alpha": 1.0 + s * n}
+
+
+def _flicker(x, fp, *, std):
+    return x * fp["alpha"].to(x.dtype)[:, None, None, None]
+
+
+register_frame_noise(
+    "flicker", family="lighting", transform=_flicker, draw=_flicker_draw, frame_mode="all",
+    defaults={"std": None},
+    description="every frame times 1 + ratio*N(0,1): ratio is the gain's std, all frames change",
+    severities=[{"std": s} for s in (0.1, 0.2, 0.3, 0.6, 0.9)],
+)
+
+
+def _exposure_draw(stream):
+    def draw(ctx: Context, frame_idx, *, delta, gamma):
+        """``delta``, ``gamma``: float32 ``[B, n]`` drawn from the parameter ranges."""
+        d = frame_uniform(ctx, frame_idx, stream + "/delta", delta[0], delta[1])
+        g = frame_uniform(ctx, frame_idx, stream + "/gamma", gamma[0], gamma[1])
+        return {"delta": d, "gamma": g}
+    return draw
+
+
+def _exposure(x, fp, *, delta, gamma):
+    d = fp["delta"].to(x.dtype)[:, None, None, None]
+    g = fp["gamma"].to(x.dtype)[:, None, None, None]
+    # The reference's [0, 1]-scale constants applied on 0..255: the power saturates.
+    return torch.pow((x + d).clamp(0.0, 255.0), g)
+
+
+register_frame_noise(
+    "overexposure", family="lighting", transform=_exposure, draw=_exposure_draw("overexposure"),
+    defaults={"delta": (0.1, 0.3), "gamma": (1.1, 1.4)},
+    description="(x + U(.1,.3))^U(1.1,1.4) on 0..255: pixels above ~52..154 saturate to white",
+    severities=[{"gamma": g} for g in ((1.01, 1.03), (1.03, 1.06), (1.06, 1.1), (1.1, 1.2), (1.1, 1.4))],
+)
+register_frame_noise(
+    "underexposure", family="lighting", transform=_exposure, draw=_exposure_draw("underexposure"),
+    defaults={"delta": (-0.3, -0.1), "gamma": (0.6, 0.9)},
+    description="(x - U(.1,.3))^U(0.6,0.9) on 0..255: dark, compressed frames (max 28..146)",
+    severities=[{"gamma": g} for g in ((0.97, 0.99), (0.93, 0.97), (0.88, 0.93), (0.8, 0.9), (0.6, 0.9))],
+)

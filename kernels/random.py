@@ -1,0 +1,189 @@
+"""The one source of randomness in ``nrvl.kernels``: a counter-based hash.
+
+Every random number is a pure function of ``(clip seed, stream name, counters,
+element index)``. Nothing here touches a global RNG, so a clip's corruption is
+the same alone or in a batch, in any order, on any rank and on any device.
+
+The element hash is Chris Wellons' ``lowbias32`` finalizer applied twice around
+a 64-bit key (``k0``, ``k1``)::
+
+    bits(k, i) = mix(mix(i + k0) ^ k1)
+
+It is written with int32 tensor ops (logical right shifts emulated with a mask,
+multiplication wrapping modulo 2**32), so CPU and CUDA give identical bits, and
+``nrvl.kernels.triton.random`` writes the same function with ``tl.uint32`` for
+kernels that draw their numbers in registers instead of reading a noise tensor.
+
+Keys are derived on the tensor's device from the int64 ``[B]`` clip seeds and
+small integer counters (frame index, iteration, ...), so per-clip streams need
+no Python loop and no host sync.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import zlib
+
+import torch
+
+__all__ = [
+    "mix32",
+    "stream_id",
+    "keys",
+    "bits",
+    "uniform",
+    "normal",
+    "randint",
+    "poisson",
+    "derive_seed",
+    "seeds_from",
+]
+
+_M1 = 0x7FEB352D
+_M2 = 0x846CA68B - (1 << 32)  # the same bit pattern as a signed int32
+_K1_SALT = 0x5BD1E995
+_TWO_PI = 6.283185307179586
+_INV_2_24 = 1.0 / 16777216.0
+
+
+def _i32(v: int) -> int:
+    """A Python int reduced to the signed int32 with the same low 32 bits."""
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >= (1 << 31) else v
+
+
+def mix32(x: torch.Tensor) -> torch.Tensor:
+    """``lowbias32`` on an int32 tensor holding 32-bit patterns (a bijection)."""
+    x = x ^ ((x >> 16) & 0xFFFF)
+    x = x * _M1
+    x = x ^ ((x >> 15) & 0x1FFFF)
+    x = x * _M2
+    x = x ^ ((x >> 16) & 0xFFFF)
+    return x
+
+
+def stream_id(name: str) -> int:
+    """A stable int32 constant for a stream name (CRC-32 of its UTF-8 bytes)."""
+    return _i32(zlib.crc32(name.encode("utf-8")))
+
+
+def _seed_halves(seeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    s = seeds.to(torch.int64)
+    lo = s & 0xFFFFFFFF
+    hi = (s >> 32) & 0xFFFFFFFF
+    # Map [0, 2**32) to the int32 with the same bits without relying on overflow.
+    lo = torch.where(lo >= (1 << 31), lo - (1 << 32), lo).to(torch.int32)
+    hi = torch.where(hi >= (1 << 31), hi - (1 << 32), hi).to(torch.int32)
+    return lo, hi
+
+
+def keys(seeds: torch.Tensor, stream: str, *counters: torch.Tensor | int) -> torch.Tensor:
+    """Per-stream keys for a batch of clips.
+
+    Args:
+        seeds: int64 ``[B]`` (or any shape) clip seeds.
+        stream: the stream's name, e.g. ``"gaussian/noise"``.
+        *counters: integer tensors (or ints) broadcastable against ``seeds``'
+            shape extended to the right, e.g. a frame index ``[B, n]``.
+
+    Returns:
+        int32 ``[..., 2]`` keys ``(k0, k1)``, on ``seeds``' device.
+    """
+    lo, hi = _seed_halves(seeds)
+    h = mix32(mix32(lo ^ stream_id(stream)) ^ hi)
+    for c in counters:
+        c = torch.as_tensor(c, device=h.device)
+        while h.dim() < c.dim():
+            h = h.unsqueeze(-1)
+        h = mix32(h + mix32(c.to(torch.int32) ^ 0x2545F491))
+    k1 = mix32(h ^ _K1_SALT)
+    return torch.stack(torch.broadcast_tensors(h, k1), dim=-1)
+
+
+def bits(key: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """32 random bits (as int32) for element ``index`` of the stream ``key``.
+
+    ``key[..., 0]`` and ``key[..., 1]`` broadcast against ``index``.
+    """
+    return mix32(mix32(index + key[..., 0]) ^ key[..., 1])
+
+
+def uniform(key: torch.Tensor, index: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
+    """Uniform in ``[0, 1)`` with 24 bits of resolution."""
+    return ((bits(key, index) >> 8) & 0xFFFFFF).to(dtype) * _INV_2_24
+
+
+def normal(key: torch.Tensor, index: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
+    """Standard normal by Box-Muller, using counters ``2*index`` and ``2*index + 1``."""
+    i2 = index * 2
+    u1 = 1.0 - uniform(key, i2, dtype)  # (0, 1], so log is finite
+    u2 = uniform(key, i2 + 1, dtype)
+    return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(_TWO_PI * u2)
+
+
+def randint(key: torch.Tensor, index: torch.Tensor, low, high) -> torch.Tensor:
+    """Integers uniform in ``[low, high]`` (inclusive), int64; bounds may be tensors."""
+    low = torch.as_tensor(low, device=key.device)
+    high = torch.as_tensor(high, device=key.device)
+    span = (high - low + 1).to(torch.float64)
+    u = uniform(key, index, torch.float64)
+    return (low + torch.floor(u * span).to(torch.int64)).minimum(high.to(torch.int64))
+
+
+def poisson(key: torch.Tensor, index: torch.Tensor, lam: torch.Tensor, max_lam: float) -> torch.Tensor:
+    """Poisson(``lam``) by inversion of one uniform; exact up to float32 CDF rounding.
+
+    ``max_lam`` bounds ``lam`` (a Python number derived from parameters, never from
+    data) and fixes the number of terms, so there is no data-dependent loop.
+    """
+    u = uniform(key, index)
+    terms = int(math.ceil(max_lam + 12.0 * math.sqrt(max_lam) + 12.0))
+    p = torch.exp(-lam)
+    cdf = p
+    k = torch.zeros_like(lam)
+    for i in range(1, terms + 1):
+        k = k + (u >= cdf).to(lam.dtype)
+        p = p * lam / i
+        cdf = cdf + p
+    return k
+
+
+def derive_seed(seed: int, *keys_: object) -> int:
+    """A clip seed (int in ``[0, 2**63)``) derived from a base seed and keys.
+
+    Used by the evaluation: ``derive_seed(seed, video_id, question_index, noise, ratio)``
+    gives every sample its own seed, independent of world size, batch and order.
+    Keys are turned into text with ``repr`` (floats keep their exact repr).
+    """
+    text = "\x1f".join([repr(int(seed))] + [repr(k) for k in keys_])
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
+
+
+def seeds_from(batch: int, seed=None, generator: torch.Generator | None = None,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+    """The int64 ``[batch]`` clip seeds for ``corrupt``.
+
+    * ``seed`` int: clip ``i`` gets ``derive_seed(seed, i)`` (so clip 0 of a batch
+      equals a single call with the same int seed).
+    * ``seed`` tensor: used as is (must hold ``batch`` int64 values).
+    * ``generator``: seeds drawn from it (on the generator's device).
+    * neither: drawn from torch's global CPU generator.
+    """
+    if seed is not None and generator is not None:
+        raise ValueError("pass either seed or generator, not both")
+    if isinstance(seed, torch.Tensor):
+        if seed.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"seed tensor must be int64, got {seed.dtype}")
+        if seed.shape != (batch,):
+            raise ValueError(f"seed tensor must have shape [{batch}] (one per clip), got {list(seed.shape)}")
+        return seed.to(device=device, dtype=torch.int64)
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int or an int64 tensor, got {type(seed).__name__}")
+        base = torch.tensor([seed], dtype=torch.int64, device=device)
+        k = keys(base, "clip-seed", torch.arange(batch, device=device)).reshape(batch, 2).to(torch.int64)
+        return (k[:, 0] & 0xFFFFFFFF) | ((k[:, 1] & 0x7FFFFFFF) << 32)
+    gen_device = generator.device if generator is not None else "cpu"
+    s = torch.randint(0, 2**62, (batch,), generator=generator, dtype=torch.int64, device=gen_device)
+    return s.to(device)
