@@ -19,7 +19,7 @@ from .registry import FAMILIES, NOISES, NoiseSpec, get_spec, list_noises
 # Registration, in the reference's family order.
 from . import quality, lighting, digital  # noqa: F401,E402
 
-for _family in ("blur", "occlusion", "temporal", "weather"):
+for _family in ("blur", "compression", "occlusion", "temporal", "weather"):
     try:  # families land one by one; a missing module is simply not registered yet
         __import__(f"{__name__}.{_family}")
     except ModuleNotFoundError as _e:
