@@ -61,6 +61,7 @@ class VideoCorruption(torch.nn.Module):
         self.generator = torch.Generator(device="cpu")
         self.generator.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**62, ()).item()))
         self.last_choices: list[tuple[str, float] | None] = []
+        self.last_seeds = torch.empty(0, dtype=torch.int64)
 
     def extra_repr(self) -> str:
         return f"noises={len(self.noises)}, ratios={self.ratios}, p={self.p}, severity={self.severity}"
@@ -75,6 +76,7 @@ class VideoCorruption(torch.nn.Module):
         which = torch.randint(0, len(self.noises), (B,), generator=g).tolist()
         ratio_i = torch.randint(0, len(self.ratios), (B,), generator=g).tolist()
         seeds = torch.randint(0, 2**62, (B,), generator=g, dtype=torch.int64)
+        self.last_seeds = seeds
         groups: dict[tuple[str, float], list[int]] = {}
         self.last_choices = []
         for i in range(B):  # host-side bookkeeping of Python ints; no tensor work per clip
