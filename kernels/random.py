@@ -130,21 +130,35 @@ def randint(key: torch.Tensor, index: torch.Tensor, low, high) -> torch.Tensor:
     return (low + torch.floor(u * span).to(torch.int64)).minimum(high.to(torch.int64))
 
 
+def _poisson_terms(max_lam: float) -> int:
+    """Terms needed so that P(X > terms) < 2**-26 for every lam <= max_lam (below the 24-bit uniform's step)."""
+    if max_lam <= 0:
+        return 1
+    p = math.exp(-max_lam)
+    cdf, k = p, 0
+    while 1.0 - cdf >= 2.0 ** -26 and k < 100_000:
+        k += 1
+        p *= max_lam / k
+        cdf += p
+    return k + 1
+
+
 def poisson(key: torch.Tensor, index: torch.Tensor, lam: torch.Tensor, max_lam: float) -> torch.Tensor:
     """Poisson(``lam``) by inversion of one uniform; exact up to float32 CDF rounding.
 
     ``max_lam`` bounds ``lam`` (a Python number derived from parameters, never from
-    data) and fixes the number of terms, so there is no data-dependent loop.
+    data) and fixes the number of terms (the tail beyond them is below the uniform's
+    resolution), so there is no data-dependent loop.
     """
-    u = uniform(key, index)
-    terms = int(math.ceil(max_lam + 12.0 * math.sqrt(max_lam) + 12.0))
+    u = uniform(key, index, lam.dtype)
     p = torch.exp(-lam)
-    cdf = p
+    cdf = p.clone()
     k = torch.zeros_like(lam)
-    for i in range(1, terms + 1):
-        k = k + (u >= cdf).to(lam.dtype)
-        p = p * lam / i
-        cdf = cdf + p
+    for i in range(1, _poisson_terms(float(max_lam)) + 1):
+        k += (u >= cdf).to(lam.dtype)
+        p *= lam
+        p *= 1.0 / i
+        cdf += p
     return k
 
 

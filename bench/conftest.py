@@ -1,0 +1,30 @@
+"""Benchmark set-up: generated inputs, fixed seeds, CPU always and CUDA when present."""
+import os
+import sys
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "quick: the subset run by `make bench-quick`")
+
+
+def sync(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def natural_clip(T=8, H=720, W=1280, device="cpu", seed=0):
+    """A smooth, photo-like uint8 clip (low-frequency colour fields plus mild texture)."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(T, 3, H // 40 + 1, W // 40 + 1, generator=g)
+    x = torch.nn.functional.interpolate(low, size=(H, W), mode="bicubic", align_corners=False)
+    x = x * 200 + 25 + torch.randn(T, 3, H, W, generator=g) * 8
+    return x.clamp(0, 255).to(torch.uint8).to(device)
