@@ -20,7 +20,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["set_compile", "compile_mode", "maybe_compiled"]
+__all__ = ["set_compile", "compile_mode", "maybe_compiled", "use_compiled"]
 
 _ALIASES = {"1": "always", "true": "always", "always": "always", "0": "never", "false": "never",
             "never": "never", "auto": "auto", "": "auto"}
@@ -41,13 +41,23 @@ def compile_mode() -> str:
     return _mode
 
 
+def use_compiled(device: torch.device) -> bool:
+    """Whether the fused (compiled) path runs for tensors on ``device``."""
+    return _mode == "always" or (_mode == "auto" and device.type == "cuda")
+
+
 def maybe_compiled(fn: Callable, device: torch.device) -> Callable:
     """``fn`` itself, or its cached ``torch.compile`` version when the mode asks for it."""
-    use = _mode == "always" or (_mode == "auto" and device.type == "cuda")
-    if not use:
+    if not use_compiled(device):
         return fn
     compiled = _cache.get(fn)
     if compiled is None:
+        # Every noise's kernel shares one code object (a closure), so dynamo's per-code
+        # cache must hold one entry per noise and shape.
+        import torch._dynamo
+
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 512)
+        torch._dynamo.config.cache_size_limit = max(getattr(torch._dynamo.config, "cache_size_limit", 0), 512)
         compiled = torch.compile(fn, dynamic=None)
         _cache[fn] = compiled
     return compiled

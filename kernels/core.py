@@ -21,7 +21,7 @@ from typing import Callable, Mapping
 import torch
 
 from . import random as rng
-from ._compile import maybe_compiled
+from ._compile import maybe_compiled, use_compiled
 from .registry import NoiseSpec, get_spec, register_noise
 
 __all__ = [
@@ -134,6 +134,16 @@ def _flat_frame_params(params: Mapping, B: int, n: int) -> dict:
     return out
 
 
+def _spread(v, b: torch.Tensor, idx: torch.Tensor, T: int):
+    """Per-chosen-frame values ``[B*n, ...]`` placed at their frames: ``[B*T, ...]`` (zeros elsewhere)."""
+    if not isinstance(v, torch.Tensor):
+        return v
+    B, n = idx.shape
+    full = v.new_zeros((B, T) + tuple(v.shape[1:]))
+    full[b, idx] = v.reshape((B, n) + tuple(v.shape[1:]))
+    return full.reshape((B * T,) + tuple(v.shape[1:]))
+
+
 def register_frame_noise(name: str, *, family: str, description: str, transform: Callable,
                          draw: Callable | None = None, defaults: Mapping | None = None,
                          frame_mode: str = "selected", severities=None, pointwise: bool = True,
@@ -157,14 +167,25 @@ def register_frame_noise(name: str, *, family: str, description: str, transform:
     def kernel(sel: torch.Tensor, fp: dict, p: dict) -> torch.Tensor:
         return from_work(transform(to_work(sel), fp, **p), sel.dtype)
 
+    def masked_kernel(x: torch.Tensor, fp: dict, mask: torch.Tensor, p: dict) -> torch.Tensor:
+        # Fused path for pointwise noises: one read and one write of the whole clip,
+        # frames not chosen pass through (the transform's work on them is discarded).
+        y = from_work(transform(to_work(x), fp, **p), x.dtype)
+        return torch.where(mask[:, None, None, None], y, x)
+
     def apply(video: torch.Tensor, params: Mapping, *, inplace: bool = False, **p) -> torch.Tensor:
         B, T, C, H, W = video.shape
         idx = params["frame_idx"]
         n = idx.shape[1]
-        out = video if inplace else video.clone()
         if B * n == 0 or C * H * W == 0:
-            return out
+            return video if inplace else video.clone()
         b = torch.arange(B, device=video.device)[:, None]
+        if pointwise and use_compiled(video.device):
+            fp = {k: _spread(v, b, idx, T) for k, v in _flat_frame_params(params, B, n).items()}
+            fn = maybe_compiled(masked_kernel, video.device)
+            y = fn(video.reshape(B * T, C, H, W), fp, params["frames"].reshape(B * T), p).reshape(video.shape)
+            return video.copy_(y) if inplace else y
+        out = video if inplace else video.clone()
         sel = video[b, idx].reshape(B * n, C, H, W)
         fn = maybe_compiled(kernel, video.device)
         y = fn(sel, _flat_frame_params(params, B, n), p)

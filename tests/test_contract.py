@@ -93,9 +93,10 @@ def test_reference_frame_counts(ratio, expected):
 @pytest.mark.parametrize("name", NAMES)
 def test_same_seed_same_output_other_seed_differs(name):
     video = make_video()
-    a = run(video, name, 0.9, seed=7)
-    b = run(video, name, 0.9, seed=7)
-    c = run(video, name, 0.9, seed=8)
+    # 0.6, not 0.9: frame_repeat at 0.9 keeps no anchor but frame 0 and is deterministic, as in the reference.
+    a = run(video, name, 0.6, seed=7)
+    b = run(video, name, 0.6, seed=7)
+    c = run(video, name, 0.6, seed=8)
     assert torch.equal(a, b)
     spec = NOISES[name]
     deterministic = spec.extras.get("deterministic", False)
