@@ -1,0 +1,147 @@
+"""Crash-safe file writes: whole files by temp file + rename, records by fsynced appends.
+
+A reader never sees half a file written with :func:`atomic_write_text` or
+:func:`atomic_write_bytes`: the bytes go to a temporary file in the same
+directory (so the rename stays on one filesystem), are fsynced, and the temp
+file is renamed over the target with :func:`os.replace`, which is atomic on
+POSIX and Windows. The directory is fsynced too where the OS allows it, so the
+rename itself survives a power cut.
+
+JSON Lines stores grow by :func:`append_jsonl`, one record per line, flushed and
+fsynced before it returns. A process killed mid-write can leave at most one
+truncated last line; :func:`read_jsonl` skips it, so the store stays readable and
+the lost record is simply redone on the next run.
+
+Records are JSON only: reading a store never runs code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "append_jsonl", "read_jsonl", "iter_jsonl"]
+
+
+def _default_mode() -> int:
+    # mkstemp makes 0600 files; give the result the mode open() would have given it.
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _default_mode()
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Persist the rename; directories cannot be opened this way on Windows.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same dir, fsync, rename).
+
+    Args:
+        path: target file; its parent directory is created if missing.
+        data: the complete new content.
+
+    Returns:
+        The target path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            try:
+                os.fchmod(fh.fileno(), _FILE_MODE)
+            except (AttributeError, OSError):  # no fchmod on Windows
+                pass
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically; see :func:`atomic_write_bytes`.
+
+    The text is encoded as given: no newline translation, so the bytes on disk
+    are the same on every platform.
+    """
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+def append_jsonl(path: PathLike, records: Union[dict, Iterable[dict]]) -> None:
+    """Append one record (a dict) or several as JSON lines, then flush and fsync.
+
+    Each record becomes one line of ``json.dumps(record, ensure_ascii=False)``.
+    All lines of one call go out in a single write. If the file ends in a
+    truncated line (a killed writer), a newline is written first so the new
+    record starts on a line of its own.
+    """
+    if isinstance(records, dict):
+        records = [records]
+    payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    if not payload:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as fh:
+        if fh.tell() > 0:
+            with open(path, "rb") as probe:
+                probe.seek(-1, os.SEEK_END)
+                if probe.read(1) != b"\n":
+                    payload = "\n" + payload
+        fh.write(payload.encode("utf-8"))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_jsonl(path: PathLike) -> list[dict[str, Any]]:
+    """Read every complete record of a JSON Lines file; a missing file gives ``[]``.
+
+    Blank lines are skipped, and so is a line that does not parse, which is what
+    a writer killed mid-record leaves behind. Lines that are not JSON objects are
+    skipped as well.
+    """
+    return list(iter_jsonl(path))
+
+
+def iter_jsonl(path: PathLike) -> Iterator[dict[str, Any]]:
+    """Yield the records of :func:`read_jsonl` one by one."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, "rb") as fh:
+        for raw in fh:
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                record = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            if isinstance(record, dict):
+                yield record
