@@ -1,0 +1,202 @@
+"""Model adapters, registered by name and imported only when built.
+
+Looking a name up or listing the models imports no model module (so neither
+torch nor transformers): each entry is a :class:`ModelManifest` holding the
+class path and its keyword arguments, and :func:`build_model` imports the class.
+
+Every adapter is a :class:`VideoModel`: one required method,
+``generate(batch) -> list[str]``, taking :class:`ModelRequest` objects. The
+adapter decodes, samples and resizes frames its own way and applies the noise
+where the reference does (``reference/nrvl-noises.md`` 1.4). An adapter may
+split the work into ``prepare(batch)`` (decode, resize, noise, processor) and
+``generate(prepared)``, so the evaluation loop can prepare the next batch
+while the model generates.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any, Optional, Sequence
+
+__all__ = [
+    "ModelRequest", "VideoModel", "ModelManifest", "MODELS", "list_models", "get_manifest", "build_model",
+    "ModelConfigError",
+]
+
+
+class ModelConfigError(ValueError):
+    """The model cannot be built as configured (unknown name, missing key, bad option); one line."""
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """One sample as a model sees it.
+
+    Attributes:
+        index: the question id (TSV ``index``).
+        question: the question text.
+        video_path: the mp4 file.
+        video: the video id.
+        nframe: frames the dataset preset asks for (8 or 16).
+        noise: the noise name, or None for a clean run.
+        ratio: the noise ratio in [0, 1], or None.
+        seed: the sample's noise seed, ``derive_seed(seed, video, index, noise, ratio)``.
+    """
+
+    index: Any
+    question: str
+    video_path: str
+    video: str = ""
+    nframe: int = 8
+    noise: Optional[str] = None
+    ratio: Optional[float] = None
+    seed: int = 0
+
+
+class VideoModel(ABC):
+    """A video model adapter.
+
+    Attributes:
+        name: the registered name.
+        default_batch_size: samples per ``generate`` call when ``--batch-size`` is not given.
+        is_api: True for remote models (no GPU, concurrency instead of batching).
+    """
+
+    name: str = ""
+    default_batch_size: int = 1
+    is_api: bool = False
+
+    def prepare(self, batch: Sequence[ModelRequest]) -> Any:
+        """Everything before the model runs (decode, resize, noise, processor).
+
+        The default does nothing and returns the batch. May run in a worker thread.
+        """
+        return list(batch)
+
+    @abstractmethod
+    def generate(self, batch: Any) -> list[str]:
+        """Answer every request of the batch.
+
+        Args:
+            batch: a sequence of :class:`ModelRequest`, or what :meth:`prepare` returned for one.
+
+        Returns:
+            One answer string per request, in order.
+        """
+
+    def failed(self, answer: str) -> bool:
+        """True when ``answer`` is a failure placeholder that a later run should redo."""
+        return False
+
+    def close(self) -> None:
+        """Release resources (threads, clients); the default does nothing."""
+
+
+@dataclass(frozen=True)
+class ModelManifest:
+    """A registered model.
+
+    Attributes:
+        name: the ``--model`` value.
+        class_path: ``"module:Class"``; imported by :func:`build_model`.
+        kwargs: constructor arguments.
+        description: one line.
+    """
+
+    name: str
+    class_path: str
+    kwargs: dict = field(default_factory=dict)
+    description: str = ""
+
+
+_QWEN = "nrvl.models.qwen:QwenVL"
+MODELS: dict[str, ModelManifest] = {
+    m.name: m for m in (
+        ModelManifest("Qwen2.5-VL-3B-Instruct", _QWEN, {"path": "Qwen/Qwen2.5-VL-3B-Instruct"},
+                      "Qwen2.5-VL 3B via transformers, VLMEvalKit settings"),
+        ModelManifest("Qwen2.5-VL-7B-Instruct", _QWEN, {"path": "Qwen/Qwen2.5-VL-7B-Instruct"},
+                      "Qwen2.5-VL 7B via transformers, VLMEvalKit settings"),
+        ModelManifest("tiny-qwen2.5-vl", "nrvl.models.tiny:TinyQwenVL", {},
+                      "a 200k-parameter random-weight Qwen2.5-VL built offline; meaningless answers, for tests"),
+        ModelManifest("GPT4o", "nrvl.models.api:OpenAIVideoModel",
+                      {"api_model": "gpt-4o-2024-05-13", "img_size": 512, "img_detail": "low"},
+                      "GPT-4o (gpt-4o-2024-05-13) as VLMEvalKit's GPT4o entry: 512-px frames, detail low"),
+        ModelManifest("openai-compatible", "nrvl.models.api:OpenAIVideoModel", {"api_model": None},
+                      "any OpenAI-compatible VLM endpoint (vLLM, SGLang, ...): --api-base and --api-model"),
+    )
+}
+
+
+def list_models() -> list[str]:
+    """The ``--model`` names."""
+    return list(MODELS)
+
+
+def get_manifest(name: str) -> ModelManifest:
+    """The manifest of ``name``.
+
+    Raises:
+        ModelConfigError: unknown name (the message lists the valid ones).
+    """
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ModelConfigError(f"unknown model {name!r}; valid: {', '.join(MODELS)}") from None
+
+
+def model_class(name: str):
+    """Import and return the adapter class of ``name``."""
+    manifest = get_manifest(name)
+    module, _, cls = manifest.class_path.partition(":")
+    return getattr(import_module(module), cls)
+
+
+def build_model(name: str, **overrides) -> VideoModel:
+    """Build the adapter registered as ``name``; ``overrides`` update the manifest's kwargs.
+
+    Keys whose value is None in ``overrides`` are ignored.
+
+    Raises:
+        ModelConfigError: unknown name or a bad option.
+    """
+    manifest = get_manifest(name)
+    kwargs = dict(manifest.kwargs)
+    kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    model = model_class(name)(name=name, **kwargs)
+    return model
+
+
+def corrupt_clips(clips: Sequence[Any], requests: Sequence[ModelRequest]) -> list:
+    """Apply each request's noise to its clip, batching clips of the same shape.
+
+    Args:
+        clips: uint8 (or float 0..255) ``[T, 3, H, W]`` tensors, one per request, any device.
+        requests: the matching requests; ``noise``/``ratio`` None means clean.
+
+    Returns:
+        The clips, corrupted with ``nrvl.kernels.corrupt(clip, noise, ratio,
+        seed=request.seed)``, same shapes, dtypes and devices. Clips that share
+        a shape, noise and ratio go through one batched call; each clip's result
+        depends only on its own seed, so batching changes nothing.
+    """
+    out = list(clips)
+    groups: dict = {}
+    for i, (clip, req) in enumerate(zip(clips, requests)):
+        if req.noise is None or req.ratio is None:
+            continue
+        key = (req.noise, float(req.ratio), tuple(clip.shape), clip.dtype, str(clip.device))
+        groups.setdefault(key, []).append(i)
+    if not groups:
+        return out
+    import torch
+
+    from nrvl.kernels import corrupt
+
+    for (noise, ratio, _, _, device), members in groups.items():
+        stack = torch.stack([clips[i] for i in members])
+        seeds = torch.tensor([int(requests[i].seed) for i in members], dtype=torch.int64, device=stack.device)
+        noisy = corrupt(stack, noise, ratio, seed=seeds)
+        for j, i in enumerate(members):
+            out[i] = noisy[j]
+    return out

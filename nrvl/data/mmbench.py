@@ -1,0 +1,223 @@
+"""MMBench-Video from the Hugging Face hub (``opencompass/MMBench-Video``).
+
+What VLMEvalKit does (``reference/mmbench-video.md`` 1.1), made safe:
+
+* the snapshot comes from :func:`huggingface_hub.snapshot_download`, so the HF
+  cache (``HF_HUB_CACHE``/``HF_HOME``) is reused and ``HF_HUB_OFFLINE=1`` is
+  honoured: nothing is fetched, and a missing cache is a one-line error;
+* ``MMBench-Video.tsv`` must have md5 ``98f7df3eb1007fc375ea6fe88a98e2ff``;
+* the videos ship as pickle chunks (``video_pkl/video_chunk_<k>.pkl``), each a
+  dict from video name to mp4 bytes. Loading a pickle can run arbitrary code,
+  so :class:`NoGlobalsUnpickler` refuses every global (and persistent id): a
+  dict of str to bytes needs none, and anything else is rejected before it can
+  run. Each video is written to ``<snapshot>/video/<name>.mp4`` atomically, and
+  a chunk is recorded as done only after all its videos are on disk, so an
+  interrupted unpack resumes (VLMEvalKit skips the step if ``video/`` exists,
+  so a partial folder is never repaired there).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Optional
+
+from nrvl.atomic import atomic_write_bytes, atomic_write_text
+from nrvl.data import DatasetError, DatasetSpec, read_tsv, video_filename
+
+logger = logging.getLogger(__name__)
+
+REPO_ID = "opencompass/MMBench-Video"
+TSV_NAME = "MMBench-Video.tsv"
+TSV_MD5 = "98f7df3eb1007fc375ea6fe88a98e2ff"
+CHUNK_DIR = "video_pkl"
+VIDEO_DIR = "video"
+MARKER = ".nrvl-unpacked.json"
+# YouTube ids and the like; anything with a path separator or a leading dot is refused.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_\-.]{0,200}$")
+
+
+class NoGlobalsUnpickler(pickle.Unpickler):
+    """An unpickler that refuses every global and persistent id.
+
+    Plain containers, str, bytes, numbers load as usual (protocol 3+ stores
+    bytes natively); any class, function or reducer (``os.system``,
+    ``builtins.eval``, ``numpy`` arrays, ...) raises
+    :class:`pickle.UnpicklingError` before anything is called.
+    """
+
+    def find_class(self, module, name):  # noqa: D102
+        raise pickle.UnpicklingError(f"refusing to load global {module}.{name} (only plain data is allowed)")
+
+    def persistent_load(self, pid):  # noqa: D102
+        raise pickle.UnpicklingError("refusing to load a persistent id (only plain data is allowed)")
+
+
+def load_video_chunk(path: os.PathLike | str) -> dict[str, bytes]:
+    """Load one video chunk with :class:`NoGlobalsUnpickler` and check its shape.
+
+    Returns:
+        ``{video name: mp4 bytes}``.
+
+    Raises:
+        DatasetError: the file holds a global, is not a dict of str to bytes,
+            has an unsafe name, or is not a pickle.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            obj = NoGlobalsUnpickler(fh).load()
+    except pickle.UnpicklingError as e:
+        raise DatasetError(f"unsafe or corrupt video chunk {path}: {e}") from None
+    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, MemoryError) as e:
+        raise DatasetError(f"corrupt video chunk {path}: {type(e).__name__}: {e}") from None
+    if not isinstance(obj, dict):
+        raise DatasetError(f"video chunk {path} must hold a dict of name -> mp4 bytes, got {type(obj).__name__}")
+    for name, data in obj.items():
+        if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
+            raise DatasetError(f"video chunk {path}: unsafe video name {name!r}")
+        if not isinstance(data, (bytes, bytearray)):
+            raise DatasetError(f"video chunk {path}: video {name!r} is {type(data).__name__}, not bytes")
+    return obj
+
+
+def file_md5(path: os.PathLike | str) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _cache_dir(cache_dir) -> Optional[str]:
+    # Read at call time: huggingface_hub reads its variables once, at import.
+    if cache_dir:
+        return str(cache_dir)
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return os.environ[var]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return None
+
+
+def snapshot_path(*, cache_dir=None, download: bool = True) -> Path:
+    """The local snapshot folder of ``opencompass/MMBench-Video``.
+
+    The cached snapshot is used when there is one; otherwise, unless offline
+    or ``download=False``, the whole dataset repo (about 13.4 GB) is fetched.
+
+    Raises:
+        DatasetError: not cached and downloading is not allowed or fails.
+    """
+    from huggingface_hub import snapshot_download
+
+    cache = _cache_dir(cache_dir)
+    try:
+        return Path(snapshot_download(REPO_ID, repo_type="dataset", cache_dir=cache, local_files_only=True))
+    except Exception as e:  # LocalEntryNotFoundError and friends
+        cached_error = e
+    where = cache or "the default Hugging Face cache"
+    if not download or _offline():
+        why = "HF_HUB_OFFLINE is set" if _offline() else "downloading is not allowed here"
+        raise DatasetError(f"{REPO_ID} is not in {where} and {why}; run once online (about 13.4 GB) "
+                           f"or point HF_HUB_CACHE at a cache that holds it ({type(cached_error).__name__})")
+    logger.warning("downloading %s (about 13.4 GB) into %s", REPO_ID, where)
+    try:
+        return Path(snapshot_download(REPO_ID, repo_type="dataset", cache_dir=cache))
+    except Exception as e:  # network, auth, disk
+        raise DatasetError(f"cannot download {REPO_ID}: {type(e).__name__}: {' '.join(str(e).split())[:300]}") from None
+
+
+def _wanted_videos(table) -> list[str]:
+    return sorted({video_filename(r) for r in table.to_dict("records")})
+
+
+def _missing(video_dir: Path, names) -> list[str]:
+    return [n for n in names if not (video_dir / n).is_file()]
+
+
+def unpack_videos(root: Path, wanted: Optional[list[str]] = None) -> int:
+    """Unpack ``<root>/video_pkl/*.pkl`` into ``<root>/video/<name>.mp4``; resumable.
+
+    Chunks are taken in sorted file order. A chunk listed in the marker file
+    ``video/.nrvl-unpacked.json`` is skipped; in the others, videos already on
+    disk are kept (they were written atomically, so they are complete). When
+    every ``wanted`` file exists, nothing is loaded at all.
+
+    Returns:
+        The number of mp4 files written.
+
+    Raises:
+        DatasetError: an unsafe or corrupt chunk.
+    """
+    video_dir = root / VIDEO_DIR
+    if wanted is not None and video_dir.is_dir() and not _missing(video_dir, wanted):
+        return 0
+    chunks = sorted((root / CHUNK_DIR).glob("*.pkl")) if (root / CHUNK_DIR).is_dir() else []
+    if not chunks:
+        return 0
+    video_dir.mkdir(parents=True, exist_ok=True)
+    marker = video_dir / MARKER
+    try:
+        done = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else {}
+    except (OSError, json.JSONDecodeError):
+        done = {}
+    written = 0
+    for chunk in chunks:
+        if chunk.name in done:
+            continue
+        logger.warning("unpacking %s", chunk)
+        videos = load_video_chunk(chunk)
+        for name, data in videos.items():
+            target = video_dir / f"{name}.mp4"
+            if target.is_file() and target.stat().st_size == len(data):
+                continue
+            atomic_write_bytes(target, bytes(data))
+            written += 1
+        done[chunk.name] = len(videos)
+        atomic_write_text(marker, json.dumps(done, indent=1, sort_keys=True))
+        del videos
+    return written
+
+
+def prepare(spec: DatasetSpec, *, cache_dir=None, expected_md5: str = TSV_MD5, download: bool = True) -> Path:
+    """Locate (or download) the snapshot, check the TSV, unpack the videos.
+
+    Returns:
+        The snapshot folder.
+
+    Raises:
+        DatasetError: offline without a cache, md5 mismatch, bad TSV, bad chunk,
+            videos still missing after unpacking.
+    """
+    root = snapshot_path(cache_dir=cache_dir, download=download)
+    tsv = root / TSV_NAME
+    if not tsv.is_file():
+        raise DatasetError(f"{TSV_NAME} not found in the snapshot {root}")
+    md5 = file_md5(tsv)
+    if expected_md5 and md5 != expected_md5:
+        raise DatasetError(f"{tsv} has md5 {md5}, expected {expected_md5}; delete the cached snapshot and rerun")
+    table = read_tsv(tsv)
+    wanted = _wanted_videos(table)
+    unpack_videos(root, wanted)
+    missing = _missing(root / VIDEO_DIR, wanted)
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise DatasetError(f"video {root / VIDEO_DIR / missing[0]}{more} is in neither {VIDEO_DIR}/ nor "
+                           f"any chunk of {root / CHUNK_DIR}")
+    return root
+
+
+def locate(spec: DatasetSpec, *, cache_dir=None, **_ignored) -> tuple[Path, Path]:
+    """``(tsv path, video folder)`` of the cached snapshot; never downloads."""
+    root = snapshot_path(cache_dir=cache_dir, download=False)
+    return root / TSV_NAME, root / VIDEO_DIR

@@ -1,0 +1,472 @@
+"""``nrvl eval`` / ``eval/run.py``: inference with noise, the store, judging, rating.
+
+::
+
+    python eval/run.py --data MMBench_Video_8frame_nopack --model Qwen2.5-VL-3B-Instruct \\
+        --judge gpt-4o --noise_name gaussian --ratio 0.9
+    torchrun --nproc-per-node=8 eval/run.py ...        # rank r takes samples r::8
+
+Order of work, so that a mistake costs seconds, not hours:
+
+1. flags checked (names listed when unknown, ratio in [0, 1]), torch not yet imported;
+2. rank 0 makes the dataset available and checks the judge (key present,
+   endpoint answers: ``Judge.preflight``); every rank checks its TSV and that
+   every video file exists; any error stops every rank with one line and exit 2;
+3. inference: each rank appends its finished samples to its own JSON Lines
+   store (:mod:`nrvl.store`), skipping those already stored, with the next
+   batch prepared (decode, resize, noise, processor) in a worker thread while
+   the model generates; a progress bar on rank 0 shows samples/s and ETA;
+4. after a barrier rank 0 merges the stores in TSV order into
+   ``{model}_{data}_{noise}_{ratio}.tsv``, judges it (cached), and writes
+   ``{model}_{data}_{noise}_{ratio}_{judge}_rating.json`` and ``..._score.tsv``.
+
+Files go to ``<work-dir>/<model>/<noise or origin>/``; a clean run is named
+``..._None_None`` as in the original.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from nrvl import dist
+
+logger = logging.getLogger("nrvl.evaluate")
+
+DEFAULT_JUDGE = "gpt-4-turbo"  # VLMEvalKit's default for every MMBench_Video preset
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class EvalError(Exception):
+    """A problem reported to the user as one line, with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_BAD_INPUT):
+        super().__init__(message)
+        self.code = code
+
+
+# ----------------------------------------------------------------------------------- flags
+
+def build_parser(prog: str = "eval/run.py") -> argparse.ArgumentParser:
+    """The argument parser; builds without importing torch."""
+    p = argparse.ArgumentParser(
+        prog=prog, description="Evaluate a video LLM on MMBench-Video with injected noise (NRVL).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", required=True, help="dataset: MMBench_Video_8frame_nopack, "
+                   "MMBench_Video_16frame_nopack or MMBench_Video_demo")
+    p.add_argument("--model", required=True, help="model: Qwen2.5-VL-3B-Instruct, Qwen2.5-VL-7B-Instruct, "
+                   "tiny-qwen2.5-vl, GPT4o, openai-compatible")
+    p.add_argument("--judge", default=None, help=f"judge model alias (default {DEFAULT_JUDGE}, as VLMEvalKit), "
+                   "e.g. gpt-4o, or exact_matching (offline)")
+    p.add_argument("--noise_name", "--noise-name", dest="noise_name", default=None,
+                   help="noise to inject (nrvl.kernels.list_noises()); omit for the clean 'origin' run")
+    p.add_argument("--ratio", type=float, default=None, help="noise ratio in [0, 1] (0.3, 0.6, 0.9 in the paper)")
+    p.add_argument("--work-dir", "--work_dir", dest="work_dir", default="./outputs", help="output root")
+    p.add_argument("--seed", type=int, default=0, help="base seed of every sample's noise")
+    p.add_argument("--limit", type=int, default=None, help="only the first N questions (TSV order)")
+    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=None,
+                   help="samples per model call (default: 1 for local models, --api-nproc for API models)")
+    p.add_argument("--mode", choices=("all", "infer", "eval"), default="all",
+                   help="infer: predictions only; eval: judge existing predictions")
+    p.add_argument("--nframe", type=int, default=None, help="override the preset's frame count")
+    p.add_argument("--device", default=None, help="torch device (default cuda:<local rank> if available, else cpu)")
+    p.add_argument("--decode-backend", dest="decode_backend", choices=("torchcodec", "decord"), default=None,
+                   help="video decoder (default torchcodec, falling back to decord)")
+    p.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=None,
+                   help="generation cap (default: the model's; 2048 for Qwen2.5-VL as VLMEvalKit)")
+    p.add_argument("--no-prefetch", dest="prefetch", action="store_false",
+                   help="prepare batches in the main thread (no overlap with generation)")
+    p.add_argument("--api-base", dest="api_base", default=None, help="API model endpoint (OpenAI-compatible /v1)")
+    p.add_argument("--api-model", dest="api_model", default=None, help="model name the API endpoint serves")
+    p.add_argument("--api-nproc", dest="api_nproc", type=int, default=None, help="concurrent API model requests")
+    p.add_argument("--judge-base-url", dest="judge_base_url", default=None, help="judge endpoint (/v1 URL)")
+    p.add_argument("--judge-key", dest="judge_key", default=None, help="judge API key (else OPENAI_API_KEY)")
+    p.add_argument("--judge-nproc", dest="judge_nproc", type=int, default=32, help="concurrent judge requests")
+    p.add_argument("--judge-retry", dest="judge_retry", type=int, default=6, help="tries per judge request")
+    p.add_argument("--verbose", action="store_true", help="log more (never the keys)")
+    return p
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where one run's files go.
+
+    Attributes:
+        folder: ``<work-dir>/<model>/<noise or origin>``.
+        stem: ``{model}_{data}_{noise}_{ratio}``.
+        predictions: ``<stem>.tsv``.
+        rating: ``<stem>_<judge>_rating.json`` (None without a judge).
+        scores: ``<stem>_<judge>_score.tsv``.
+        judge_cache: ``<stem>_<judge>_judge.jsonl``, the judge's reply cache.
+    """
+
+    folder: Path
+    stem: str
+    predictions: Path
+    rating: Optional[Path]
+    scores: Optional[Path]
+    judge_cache: Optional[Path]
+
+
+def _safe(part) -> str:
+    return re.sub(r"[/\\\s]+", "_", str(part))
+
+
+def run_paths(work_dir, model_tag: str, data_tag: str, noise: Optional[str], ratio: Optional[float],
+              judge: Optional[str]) -> RunPaths:
+    """The output paths of a run (see :class:`RunPaths`)."""
+    folder = Path(work_dir) / _safe(model_tag) / (noise or "origin")
+    stem = "_".join(_safe(p) for p in (model_tag, data_tag, noise, ratio))
+    if judge:
+        j = _safe(judge)
+        return RunPaths(folder, stem, folder / f"{stem}.tsv", folder / f"{stem}_{j}_rating.json",
+                        folder / f"{stem}_{j}_score.tsv", folder / f"{stem}_{j}_judge.jsonl")
+    return RunPaths(folder, stem, folder / f"{stem}.tsv", None, None, None)
+
+
+# ----------------------------------------------------------------------------------- checks
+
+def _check_flags(args) -> None:
+    """Checks that need neither torch nor files."""
+    from nrvl.data import list_datasets
+    from nrvl.models import list_models
+
+    if args.data not in list_datasets():
+        raise EvalError(f"unknown --data {args.data!r}; valid: {', '.join(list_datasets())}")
+    if args.model not in list_models():
+        raise EvalError(f"unknown --model {args.model!r}; valid: {', '.join(list_models())}")
+    if args.ratio is not None and not (0.0 <= args.ratio <= 1.0):
+        raise EvalError(f"--ratio must be in [0, 1], got {args.ratio:g}")
+    if args.noise_name is not None and args.ratio is None:
+        raise EvalError(f"--noise_name {args.noise_name} needs --ratio (a fraction in [0, 1], e.g. 0.9)")
+    if args.ratio is not None and args.noise_name is None:
+        raise EvalError("--ratio was given without --noise_name")
+    for flag, value in (("--limit", args.limit), ("--batch-size", args.batch_size), ("--nframe", args.nframe),
+                        ("--max-new-tokens", args.max_new_tokens), ("--api-nproc", args.api_nproc),
+                        ("--judge-nproc", args.judge_nproc), ("--judge-retry", args.judge_retry)):
+        if value is not None and value < 1:
+            raise EvalError(f"{flag} must be >= 1, got {value}")
+    if args.model == "openai-compatible" and not args.api_model:
+        raise EvalError("--model openai-compatible needs --api-model (the model name the endpoint serves)")
+
+
+def _check_noise(name: Optional[str]) -> None:
+    if name is None:
+        return
+    from nrvl.kernels import list_noises
+
+    if name not in list_noises():
+        raise EvalError(f"unknown --noise_name {name!r}; valid: {', '.join(list_noises())}")
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _collective(error: Optional[str], info: dist.DistInfo, code: int = EXIT_BAD_INPUT) -> None:
+    """Every rank learns every rank's error; all stop together with the first one."""
+    errors = dist.gather_errors(error)
+    if errors:
+        raise EvalError(errors[0], code)
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        if not verbose:
+            transformers.utils.logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+# ----------------------------------------------------------------------------------- inference
+
+def _requests(samples, args, nframe: int):
+    from nrvl.kernels import derive_seed
+    from nrvl.models import ModelRequest
+
+    return [ModelRequest(index=s.index, question=s.question, video_path=s.video_path, video=s.video,
+                         nframe=nframe, noise=args.noise_name, ratio=args.ratio,
+                         seed=derive_seed(args.seed, s.video, s.index, args.noise_name, args.ratio))
+            for s in samples]
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="sample", file=sys.stderr, disable=not enabled,
+                dynamic_ncols=True, smoothing=0.1)
+
+
+def infer(model, requests: Sequence, store, *, batch_size: int, info: dist.DistInfo, prefetch: bool = True,
+          show_progress: bool = True) -> dict:
+    """Run ``model`` over ``requests`` (already this rank's, already minus stored ones), storing each result.
+
+    A batch whose preparation fails on a video (:class:`nrvl.video.VideoDecodeError`)
+    is redone one sample at a time; a sample whose video cannot be decoded is
+    stored as failed with an empty prediction (scored -1, redone next run).
+
+    Returns:
+        Counts: ``{"done": n, "failed": n, "seconds": s}``.
+    """
+    import concurrent.futures
+
+    from nrvl.store import make_record
+    from nrvl.video import VideoDecodeError
+
+    batches = [list(requests[i:i + batch_size]) for i in range(0, len(requests), batch_size)]
+    counts = {"done": 0, "failed": 0, "seconds": 0.0}
+    bar = _progress(len(requests), show_progress and info.is_main,
+                    f"{model.name} rank 0/{info.world_size}" if info.distributed else model.name)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="nrvl-prepare") if prefetch else None
+
+    def submit(batch):
+        if pool is None:
+            return None
+        return pool.submit(model.prepare, batch)
+
+    def store_batch(batch, answers, seconds):
+        recs = []
+        for req, ans in zip(batch, answers):
+            failed = model.failed(ans)
+            counts["failed"] += failed
+            recs.append(make_record(req.index, ans, run=store.run, video=req.video, seed=req.seed, failed=failed,
+                                    rank=info.rank, world_size=info.world_size, seconds=seconds / len(batch)))
+        store.append(recs)
+        counts["done"] += len(batch)
+        bar.update(len(batch))
+
+    start = time.perf_counter()
+    try:
+        pending = submit(batches[0]) if batches else None
+        for k, batch in enumerate(batches):
+            t0 = time.perf_counter()
+            try:
+                prepared = pending.result() if pending is not None else model.prepare(batch)
+            except VideoDecodeError:
+                prepared = None
+            pending = submit(batches[k + 1]) if k + 1 < len(batches) else None
+            if prepared is not None:
+                answers = model.generate(prepared)
+                store_batch(batch, answers, time.perf_counter() - t0)
+                continue
+            for req in batch:  # isolate the sample(s) whose video does not decode
+                t1 = time.perf_counter()
+                try:
+                    answers = model.generate(model.prepare([req]))
+                    store_batch([req], answers, time.perf_counter() - t1)
+                except VideoDecodeError as e:
+                    logger.warning("index %s: %s", req.index, _one_line(e))
+                    store.append(make_record(req.index, "", run=store.run, video=req.video, seed=req.seed,
+                                             failed=True, rank=info.rank, world_size=info.world_size))
+                    counts["done"] += 1
+                    counts["failed"] += 1
+                    bar.update(1)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+    counts["seconds"] = time.perf_counter() - start
+    return counts
+
+
+# ----------------------------------------------------------------------------------- main
+
+def _model_tag(args) -> str:
+    if args.model == "openai-compatible":
+        return _safe(args.api_model)
+    return args.model
+
+
+def run(args) -> RunPaths:
+    """Run one evaluation from parsed flags; returns its paths. Raises :class:`EvalError`."""
+    info = dist.info_from_env()
+    _check_flags(args)
+    _check_noise(args.noise_name)  # imports torch (nrvl.kernels)
+    _quiet_libraries(args.verbose)
+
+    from nrvl.data import DatasetError, get_spec, load_dataset, prepare_dataset
+
+    spec = get_spec(args.data)
+    nframe = args.nframe or spec.nframe
+    data_tag = args.data if nframe == spec.nframe else f"{args.data}_{nframe}frame"
+    needs_judge = args.mode in ("all", "eval")
+    judge_name = (args.judge or DEFAULT_JUDGE) if needs_judge else None
+    paths = run_paths(args.work_dir, _model_tag(args), data_tag, args.noise_name, args.ratio, judge_name)
+
+    device = dist.device_for(info, args.device)
+    from nrvl.models import get_manifest
+
+    if get_manifest(args.model).class_path.startswith("nrvl.models.api"):
+        device = "cpu"  # API models: no accelerator, gloo among ranks
+    dist.init(info, device)
+
+    # Rank 0: dataset files and judge, before anything expensive.
+    judge, error = None, None
+    if info.is_main:
+        try:
+            prepare_dataset(args.data)
+            if needs_judge:
+                judge = _build_judge(args, judge_name)
+        except (DatasetError, EvalError) as e:
+            error = _one_line(e)
+    _collective(error, info)
+
+    error = None
+    try:
+        dataset = load_dataset(args.data)
+        if args.mode != "eval":
+            dataset.check_videos(args.limit)
+    except DatasetError as e:
+        error = _one_line(e)
+    _collective(error, info)
+    samples = dataset.samples(args.limit)
+
+    if args.mode != "eval":
+        _run_inference(args, info, device, samples, nframe, data_tag, paths)
+    if not info.is_main:
+        return paths
+    table = dataset.rows(args.limit)
+    if args.mode != "eval":
+        _merge(args, nframe, data_tag, paths, table)
+    if needs_judge:
+        _judge_and_rate(paths, table, judge, judge_name)
+    return paths
+
+
+def _build_judge(args, judge_name: str):
+    from nrvl.judge import JudgeConfigError, build_judge
+
+    try:
+        judge = build_judge(judge_name, base_url=args.judge_base_url, api_key=args.judge_key,
+                            nproc=args.judge_nproc, retries=args.judge_retry)
+        judge.preflight()
+    except JudgeConfigError as e:
+        hint = "" if judge_name == "exact_matching" else " (or use --judge exact_matching for an offline grade)"
+        raise EvalError(f"{_one_line(e)}{hint}") from None
+    except ValueError as e:
+        raise EvalError(f"--judge: {_one_line(e)}") from None
+    return judge
+
+
+def _fingerprint(args, nframe: int, data_tag: str) -> str:
+    from nrvl.store import run_fingerprint
+
+    return run_fingerprint({
+        "model": args.model, "api_model": args.api_model, "data": args.data, "data_tag": data_tag, "nframe": nframe,
+        "noise": args.noise_name, "ratio": args.ratio, "seed": args.seed, "max_new_tokens": args.max_new_tokens,
+    })
+
+
+def _run_inference(args, info, device, samples, nframe, data_tag, paths) -> None:
+    from nrvl.models import ModelConfigError, build_model
+    from nrvl.store import PredictionStore, key_of
+
+    store = PredictionStore(paths.folder, paths.stem, _fingerprint(args, nframe, data_tag), rank=info.rank)
+    done = store.done_keys()
+    mine = [s for s in dist.shard(samples, info.rank, info.world_size) if key_of(s.index) not in done]
+    requests = _requests(mine, args, nframe)
+
+    model, error = None, None
+    if requests:
+        try:
+            model = build_model(args.model, device=device, decode_backend=args.decode_backend,
+                                max_new_tokens=args.max_new_tokens, api_model=args.api_model,
+                                base_url=args.api_base, nproc=args.api_nproc)
+        except ModelConfigError as e:
+            error = _one_line(e)
+    _collective(error, info)
+
+    error = None
+    if model is not None:
+        if info.is_main:
+            print(f"[nrvl] {args.model} on {len(samples)} samples: {len(samples) - len(done)} to run "
+                  f"over {info.world_size} rank(s), {len(done)} already stored in {paths.folder}", file=sys.stderr)
+        batch_size = args.batch_size or model.default_batch_size
+        try:
+            counts = infer(model, requests, store, batch_size=batch_size, info=info, prefetch=args.prefetch)
+            if counts["failed"]:
+                logger.warning("rank %d: %d sample(s) failed; rerun to retry them", info.rank, counts["failed"])
+        except ModelConfigError as e:
+            error = _one_line(e)
+        finally:
+            model.close()
+    _collective(error, info, EXIT_FAILED)  # also the barrier before rank 0 merges
+
+
+def _merge(args, nframe, data_tag, paths, table) -> None:
+    from nrvl.store import IncompletePredictionsError, PredictionStore, write_predictions
+
+    store = PredictionStore(paths.folder, paths.stem, _fingerprint(args, nframe, data_tag))
+    try:
+        merged = store.merge(table)
+    except IncompletePredictionsError as e:
+        raise EvalError(_one_line(e), EXIT_FAILED) from None
+    write_predictions(merged, paths.predictions)
+    failed = store.failed_keys()
+    if failed:
+        print(f"[nrvl] {len(failed)} sample(s) have no answer (failed); rerun the same command to retry them",
+              file=sys.stderr)
+    print(f"[nrvl] predictions: {paths.predictions}", file=sys.stderr)
+
+
+def _judge_and_rate(paths, table, judge, judge_name) -> None:
+    from nrvl.judge import JudgeConfigError, judge_table
+    from nrvl.rating import dimension_rating, write_rating
+    from nrvl.store import key_of, read_predictions
+
+    if not paths.predictions.is_file():
+        raise EvalError(f"no predictions at {paths.predictions}; run with --mode infer (or all) first")
+    preds = read_predictions(paths.predictions)
+    if "prediction" not in preds.columns:
+        raise EvalError(f"{paths.predictions} has no 'prediction' column")
+    have = {key_of(i) for i in preds["index"]}
+    missing = [key_of(i) for i in table["index"] if key_of(i) not in have]
+    if missing:
+        raise EvalError(f"{paths.predictions} lacks {len(missing)} of the {len(table)} questions asked "
+                        f"(e.g. index {missing[0]}); run --mode infer first", EXIT_FAILED)
+    wanted = {key_of(i) for i in table["index"]}
+    preds = preds[[key_of(i) in wanted for i in preds["index"]]].reset_index(drop=True)
+    try:
+        scored = judge_table(preds, judge, paths.judge_cache)
+    except JudgeConfigError as e:
+        raise EvalError(_one_line(e), EXIT_FAILED) from None
+    rating = dimension_rating(scored)
+    write_rating(rating, paths.rating, scores=scored)
+    overall = rating.get("coarse_all", {}).get("Overall")
+    print(f"[nrvl] judge {judge_name}: Overall {overall} (coarse_all, 0-3)", file=sys.stderr)
+    print(f"[nrvl] scores: {paths.scores}", file=sys.stderr)
+    print(f"[nrvl] rating: {paths.rating}", file=sys.stderr)
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: str = "eval/run.py") -> int:
+    """Parse ``argv`` and run; returns the exit status (0 ok, 1 failed run, 2 bad input)."""
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    is_main = os.environ.get("RANK", "0") in ("", "0")
+    try:
+        run(args)
+        return EXIT_OK
+    except EvalError as e:
+        if is_main:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        if is_main:
+            print(f"{prog}: interrupted; finished samples are stored, rerun the same command to resume",
+                  file=sys.stderr)
+        return 130
+    finally:
+        dist.finalize()

@@ -1,0 +1,216 @@
+"""GPT-4o and any OpenAI-compatible VLM endpoint, as VLMEvalKit's frame-based path runs them.
+
+Per sample (``reference/mmbench-video.md`` 1.4, 1.5a, 6; ``nrvl-noises.md`` 1.4):
+
+1. frames ``int(i * N / (n + 1))`` for ``i = 1..n`` (float64 step), decoded at
+   native resolution;
+2. each frame goes through a JPEG quality-75 round trip (PIL defaults), because
+   VLMEvalKit saves the frames as JPEG files and the original NRVL adapter read
+   those files back before applying the noise;
+3. the noise, on the ``[n, 3, H, W]`` uint8 clip;
+4. each frame: PIL ``thumbnail((img_size, img_size))`` when ``img_size > 0``
+   (GPT4o: 512), JPEG quality 75, base64, sent as an ``image_url`` part with
+   ``detail`` (GPT4o: ``low``);
+5. the message: the nopack frame template (md5-checked), the n images, then
+   ``Question: <q>\\nAnswer: `` -- one user turn, no system prompt;
+   ``temperature=0``, ``max_tokens=2048``; the reply is stripped.
+
+Requests for a batch run concurrently (``nproc`` threads), each retried with
+exponential backoff; a sample that never gets an answer gets VLMEvalKit's
+``Failed to obtain answer via API.`` and is redone on the next run. A rejected
+key or unknown model (401/403/404) stops the run. The key is never printed.
+"""
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import io
+import logging
+import random
+import time
+from typing import Any, Optional, Sequence
+
+from nrvl.models import ModelConfigError, ModelRequest, VideoModel, corrupt_clips
+
+logger = logging.getLogger(__name__)
+
+#: VLMEvalKit ``MMBenchVideo.FRAMES_TMPL_NOPACK`` (no ``SYS`` prefix in nopack mode).
+FRAMES_TMPL_NOPACK = """
+You will be provided with {} separate frames uniformly sampled from a video, \
+the frames are provided in chronological order of the video.
+Please analyze these images and provide the answer to the question about the video content.
+Please directly reply with your response to the only question.
+"""
+FRAMES_TMPL_NOPACK_MD5_8 = "94ac7d0638de4f27a30ce0470014b8cd"  # of FRAMES_TMPL_NOPACK.format(8)
+QUESTION_TMPL = "Question: {}\nAnswer: "
+FAIL_MSG = "Failed to obtain answer via API."
+JPEG_QUALITY = 75  # PIL's default, what VLMEvalKit's frame files and encode_image_to_base64 use
+
+
+def jpeg_roundtrip(frames):
+    """Each uint8 ``[3, H, W]`` frame through PIL JPEG q75 and back: what VLMEvalKit's frame files hold."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    out = []
+    for f in frames.cpu():
+        buf = io.BytesIO()
+        Image.fromarray(f.permute(1, 2, 0).numpy()).save(buf, format="JPEG", quality=JPEG_QUALITY)
+        buf.seek(0)
+        out.append(torch.from_numpy(np.asarray(Image.open(buf).convert("RGB")).copy()).permute(2, 0, 1))
+    return torch.stack(out)
+
+
+def encode_frame(frame, img_size: int = -1) -> str:
+    """VLMEvalKit's ``encode_image_to_base64``: thumbnail to ``img_size`` (if > 0), JPEG q75, base64."""
+    from PIL import Image
+
+    img = Image.fromarray(frame.cpu().permute(1, 2, 0).numpy())
+    if img_size > 0:
+        img.thumbnail((img_size, img_size))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=JPEG_QUALITY)
+    return base64.b64encode(buf.getvalue()).decode("utf-8")
+
+
+def build_content(question: str, frames_b64: Sequence[str], detail: str) -> list[dict]:
+    """The user content list: frame template, the frames, ``Question: ...\\nAnswer: ``."""
+    content = [{"type": "text", "text": FRAMES_TMPL_NOPACK.format(len(frames_b64))}]
+    for b64 in frames_b64:
+        content.append({"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{b64}", "detail": detail}})
+    content.append({"type": "text", "text": QUESTION_TMPL.format(question)})
+    return content
+
+
+class OpenAIVideoModel(VideoModel):
+    """A VLM behind an OpenAI-compatible chat-completions endpoint.
+
+    Args:
+        name: registered name.
+        api_model: the model string sent (``gpt-4o-2024-05-13`` for GPT4o; ``--api-model``).
+        base_url: ``--api-base``; else ``OPENAI_BASE_URL``/``OPENAI_API_BASE`` (env or ``.env``), else OpenAI.
+        api_key: else ``OPENAI_API_KEY`` (env or ``.env``); a non-OpenAI URL may go without one.
+        img_size: thumbnail bound in pixels, -1 for none.
+        img_detail: the ``detail`` field of each image part.
+        nproc: concurrent requests (also the default batch size).
+        retries: tries per sample.
+        timeout: seconds per request.
+        max_tokens, temperature: VLMEvalKit's 2048 and 0.
+    """
+
+    is_api = True
+
+    def __init__(self, name: str, *, api_model: Optional[str], base_url: Optional[str] = None,
+                 api_key: Optional[str] = None, img_size: int = -1, img_detail: str = "high", nproc: int = 16,
+                 retries: int = 6, timeout: float = 600.0, max_tokens: int = 2048, temperature: float = 0.0,
+                 decode_backend: Optional[str] = None, backoff_base: float = 1.0, backoff_max: float = 60.0,
+                 env=None, **unused):
+        from nrvl.judge import JudgeConfigError, resolve_judge_endpoint
+
+        if not api_model:
+            raise ModelConfigError(f"model {name} needs --api-model (the model name the endpoint serves)")
+        if int(nproc) < 1 or int(retries) < 1:
+            raise ModelConfigError(f"nproc and retries must be >= 1, got {nproc} and {retries}")
+        try:
+            url, key = resolve_judge_endpoint(base_url, api_key, env=env)
+        except JudgeConfigError as e:
+            raise ModelConfigError(str(e).replace("judge base URL", "--api-base")) from None
+        if key is None:
+            if "api.openai.com" in url:
+                raise ModelConfigError(f"model {name}: no API key; set OPENAI_API_KEY (environment or .env)")
+            key = "EMPTY"  # local servers (vLLM, SGLang) accept any key
+        self.name = name
+        self.api_model = api_model
+        self.base_url = url
+        self.img_size = int(img_size)
+        self.img_detail = img_detail
+        self.nproc = int(nproc)
+        self.default_batch_size = self.nproc
+        self.retries = int(retries)
+        self.timeout = float(timeout)
+        self.max_tokens = int(max_tokens)
+        self.temperature = float(temperature)
+        self.decode_backend = decode_backend
+        self.backoff_base, self.backoff_max = float(backoff_base), float(backoff_max)
+        self._openai_host = "openai.com" in url
+        # The key stays in the client (a closure), never on the instance.
+        self._client_factory = lambda: _make_client(url, key, self.timeout)
+        self._client = None
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.nproc, thread_name_prefix="nrvl-api")
+
+    def __repr__(self) -> str:
+        return f"OpenAIVideoModel(name={self.name!r}, api_model={self.api_model!r}, nproc={self.nproc})"
+
+    # -- preprocessing ----------------------------------------------------------------------
+    def frames(self, req: ModelRequest):
+        """The sample's frames as the model gets them before encoding: uint8 ``[n, 3, H, W]`` (CPU)."""
+        from nrvl.video import decode_frames, vlmeval_frame_indices
+
+        clip = decode_frames(req.video_path, lambda info: vlmeval_frame_indices(info.num_frames, req.nframe),
+                             device="cpu", backend=self.decode_backend)
+        return jpeg_roundtrip(clip)
+
+    def prepare(self, batch: Sequence[ModelRequest]) -> list[list[dict]]:
+        """The chat messages of each request: decode, JPEG round trip, noise, encode."""
+        batch = list(batch)
+        clips = corrupt_clips([self.frames(r) for r in batch], batch)
+        messages = []
+        for req, clip in zip(batch, clips):
+            b64 = [encode_frame(f, self.img_size) for f in clip]
+            messages.append([{"role": "user", "content": build_content(req.question, b64, self.img_detail)}])
+        return messages
+
+    # -- requests ---------------------------------------------------------------------------
+    def _payload(self, messages: list) -> dict:
+        payload = {"model": self.api_model, "messages": messages, "max_tokens": self.max_tokens,
+                   "temperature": self.temperature}
+        if self._openai_host:
+            payload["n"] = 1
+        return payload
+
+    def _ask(self, messages: list) -> str:
+        import openai
+
+        if self._client is None:
+            self._client = self._client_factory()
+        for attempt in range(self.retries):
+            try:
+                resp = self._client.chat.completions.create(**self._payload(messages))
+                choices = resp.choices or []
+                text = (choices[0].message.content or "").strip() if choices and choices[0].message else ""
+                if text and FAIL_MSG not in text:
+                    return text
+                reason = "empty reply"
+            except openai.APIStatusError as e:
+                if e.status_code in (401, 403, 404):
+                    raise ModelConfigError(
+                        f"model {self.name}: the endpoint refused the request (HTTP {e.status_code}); "
+                        f"check the key, --api-base and --api-model") from None
+                reason = f"HTTP {e.status_code}"
+            except (openai.APIConnectionError, openai.APITimeoutError, openai.APIResponseValidationError) as e:
+                reason = type(e).__name__
+            if attempt + 1 < self.retries:
+                delay = min(self.backoff_max, self.backoff_base * 2 ** attempt)
+                time.sleep(random.uniform(delay / 2, delay))
+        logger.warning("model %s: no answer after %d tries (%s)", self.name, self.retries, reason)
+        return FAIL_MSG
+
+    def generate(self, batch) -> list[str]:
+        batch = list(batch)
+        messages = self.prepare(batch) if batch and isinstance(batch[0], ModelRequest) else batch
+        return list(self._pool.map(self._ask, messages))
+
+    def failed(self, answer: str) -> bool:
+        return FAIL_MSG in answer
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._client is not None:
+            self._client.close()
+
+
+def _make_client(base_url: str, api_key: str, timeout: float):
+    from openai import OpenAI
+
+    return OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout)

@@ -1,0 +1,183 @@
+"""Qwen2.5-VL through transformers, as VLMEvalKit's ``Qwen2VLChat`` runs it on MMBench-Video.
+
+Per sample (``reference/mmbench-video.md`` 1.5b and 5):
+
+1. frames: ``nframes`` = the preset's (8), or ``frame_count // 2 * 2`` for a
+   shorter video, made even, at ``torch.linspace(0, N - 1, n).round()``
+   (qwen-vl-utils), decoded by :func:`nrvl.video.decode_frames` on the model's
+   device (NVDEC with torchcodec on a GPU);
+2. resize: qwen-vl-utils' ``smart_resize`` window with VLMEvalKit's pixel
+   limits (``min_pixels=1280*28*28``, ``max_pixels=16384*28*28``: 16:9 becomes
+   756x1344), bicubic + antialias, :func:`nrvl.video.qwen_resize`;
+3. noise, after the resize, where the original NRVL applied it;
+4. the processor: the bare question, then the video (no system text of our
+   own; the chat template adds its default system turn), with
+   ``video_metadata`` (real fps and frame indices, so the temporal position ids
+   match the sampling), ``do_resize=False`` (the frames already have their
+   final size, and the processor's own resize to the same size is the identity);
+5. generation: VLMEvalKit's ``top_k=1`` sampling, which is argmax decoding, run as
+   greedy search (same tokens, no RNG), ``repetition_penalty=1.0``,
+   ``max_new_tokens=2048``; decoded with ``skip_special_tokens=True``, not stripped.
+
+bf16 on GPU with flash-attention 2 when the ``flash_attn`` package is
+installed, else SDPA; float32 on CPU. Batches are left-padded, so a batch
+gives the same answers as one sample at a time under greedy decoding.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from nrvl.models import ModelConfigError, ModelRequest, VideoModel, corrupt_clips
+
+logger = logging.getLogger(__name__)
+
+#: VLMEvalKit ``config.py``, ``Qwen2.5-VL-*-Instruct``.
+VLMEVAL_MIN_PIXELS = 1280 * 28 * 28
+VLMEVAL_MAX_PIXELS = 16384 * 28 * 28
+#: VLMEvalKit ``Qwen2VLChat.generate_inner`` (transformers path). ``top_k=1`` makes it argmax decoding.
+VLMEVAL_GENERATION = {"max_new_tokens": 2048, "top_p": 0.001, "top_k": 1, "temperature": 0.01,
+                      "repetition_penalty": 1.0, "do_sample": True}
+
+
+@dataclass
+class QwenBatch:
+    """A prepared batch: processor outputs on the model's device, plus what produced them.
+
+    Attributes:
+        inputs: the processor's ``BatchFeature`` (``input_ids``, ``attention_mask``,
+            ``pixel_values_videos``, ``video_grid_thw``, ``second_per_grid_ts``, ...).
+        frame_indices: per sample, the decoded frame indices.
+        sizes: per sample, ``(height, width)`` after the resize.
+    """
+
+    inputs: Any
+    frame_indices: list
+    sizes: list
+
+
+def _flash_attn_available() -> bool:
+    return importlib.util.find_spec("flash_attn") is not None
+
+
+class QwenVL(VideoModel):
+    """Qwen2.5-VL-{3B,7B}-Instruct (or any Qwen2.5-VL checkpoint folder).
+
+    Args:
+        name: registered name.
+        path: HF model id or local folder.
+        device: torch device for the model, the decoding and the noise.
+        dtype: ``"bfloat16"``, ``"float32"``, ...; default bf16 on CUDA, float32 on CPU.
+        attn_implementation: default ``flash_attention_2`` when installed (CUDA), else ``sdpa``.
+        min_pixels, max_pixels, total_pixels: the video item's pixel limits (VLMEvalKit's by default).
+        max_new_tokens: generation length cap (2048, VLMEvalKit's).
+        decode_backend: ``torchcodec``/``decord``/None (see :func:`nrvl.video.resolve_backend`).
+        batch_size: default samples per call.
+    """
+
+    def __init__(self, name: str, path: str, *, device: str = "cpu", dtype: Optional[str] = None,
+                 attn_implementation: Optional[str] = None, min_pixels: float = VLMEVAL_MIN_PIXELS,
+                 max_pixels: float = VLMEVAL_MAX_PIXELS, total_pixels: Optional[float] = None,
+                 max_new_tokens: int = VLMEVAL_GENERATION["max_new_tokens"], decode_backend: Optional[str] = None,
+                 batch_size: int = 1, **unused):
+        import torch
+        from transformers import AutoProcessor, GenerationConfig, Qwen2_5_VLForConditionalGeneration
+
+        if unused:
+            logger.debug("QwenVL ignores options %s", sorted(unused))
+        self.name = name
+        self.path = path
+        self.device = torch.device(device)
+        cuda = self.device.type == "cuda"
+        if dtype is None:
+            self.dtype = torch.bfloat16 if cuda else torch.float32
+        else:
+            self.dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        if attn_implementation is None:
+            attn_implementation = "flash_attention_2" if cuda and _flash_attn_available() else "sdpa"
+        self.attn_implementation = attn_implementation
+        self.min_pixels, self.max_pixels, self.total_pixels = min_pixels, max_pixels, total_pixels
+        self.decode_backend = decode_backend
+        self.default_batch_size = int(batch_size)
+
+        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+        try:
+            self.processor = AutoProcessor.from_pretrained(path, local_files_only=offline)
+            load_kwargs = {"dtype": self.dtype, "attn_implementation": attn_implementation,
+                           "local_files_only": offline}
+            if cuda:
+                load_kwargs["device_map"] = {"": str(self.device)}
+            self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, **load_kwargs).eval()
+        except (OSError, ValueError) as e:
+            hint = " (HF_HUB_OFFLINE is set and the model is not in the HF cache)" if offline else ""
+            raise ModelConfigError(f"cannot load {path}{hint}: {' '.join(str(e).split())[:300]}") from None
+        if not cuda:
+            self.model.to(self.device)
+        # Left padding: generation continues every row from its own last token.
+        self.processor.tokenizer.padding_side = "left"
+        gc = self.model.generation_config
+        self.generation_config = GenerationConfig(
+            max_new_tokens=int(max_new_tokens), do_sample=False, repetition_penalty=1.0,
+            eos_token_id=gc.eos_token_id, pad_token_id=gc.pad_token_id if gc.pad_token_id is not None
+            else self.processor.tokenizer.pad_token_id, bos_token_id=gc.bos_token_id)
+
+    # -- preprocessing ----------------------------------------------------------------------
+    def _frames(self, req: ModelRequest):
+        """Decode and resize one sample's frames: uint8 ``[n, 3, h, w]`` on the model's device."""
+        import torch
+
+        from nrvl.video import decode_frames, qwen_frame_indices, qwen_nframes, qwen_resize, vlmeval_qwen_nframes
+
+        seen = {}
+
+        def pick(info):
+            n = qwen_nframes(info.num_frames, nframes=vlmeval_qwen_nframes(info.num_frames, req.nframe))
+            seen["info"], seen["idx"] = info, qwen_frame_indices(info.num_frames, n)
+            return seen["idx"]
+
+        frames = decode_frames(req.video_path, pick, device=self.device, backend=self.decode_backend)
+        resized = qwen_resize(frames, min_pixels=self.min_pixels, max_pixels=self.max_pixels,
+                              total_pixels=self.total_pixels)
+        # qwen_resize returns float32 holding integers 0..255, so this cast is lossless; the noise then
+        # works on uint8 as the original's noise functions returned uint8 to the processor.
+        return resized.to(torch.uint8), seen["info"], seen["idx"]
+
+    def prompt(self, question: str) -> str:
+        """The chat-template text for one question: the question first, then the video (VLMEvalKit's order)."""
+        messages = [{"role": "user", "content": [{"type": "text", "text": question}, {"type": "video"}]}]
+        return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def prepare(self, batch: Sequence[ModelRequest]) -> QwenBatch:
+        """Decode, resize, corrupt and run the processor for a batch."""
+        from transformers.video_utils import VideoMetadata
+
+        batch = list(batch)
+        clips, metas, indices = [], [], []
+        for req in batch:
+            frames, info, idx = self._frames(req)
+            clips.append(frames)
+            indices.append(idx)
+            metas.append(VideoMetadata(total_num_frames=info.num_frames, fps=info.fps, frames_indices=idx,
+                                       width=info.width, height=info.height))
+        clips = corrupt_clips(clips, batch)
+        texts = [self.prompt(req.question) for req in batch]
+        inputs = self.processor(text=texts, videos=clips, video_metadata=metas, padding=True, return_tensors="pt",
+                                do_resize=False, cap_pixels_per_frame=False)
+        return QwenBatch(inputs=inputs.to(self.device), frame_indices=indices,
+                         sizes=[tuple(c.shape[-2:]) for c in clips])
+
+    # -- generation -------------------------------------------------------------------------
+    def generate(self, batch) -> list[str]:
+        import torch
+
+        prepared = batch if isinstance(batch, QwenBatch) else self.prepare(batch)
+        inputs = prepared.inputs
+        if "pixel_values_videos" in inputs and inputs["pixel_values_videos"].is_floating_point():
+            inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self.dtype)
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, generation_config=self.generation_config)
+        new_tokens = out[:, inputs["input_ids"].shape[1]:]
+        return self.processor.batch_decode(new_tokens, skip_special_tokens=True)
