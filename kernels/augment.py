@@ -72,15 +72,19 @@ class VideoCorruption(torch.nn.Module):
         v = video.unsqueeze(0) if squeeze else video
         B = v.shape[0]
         g = self.generator
+        # other_video takes its donor from another clip of the batch: not possible alone.
+        names = [n for n in self.noises if n != "other_video"] if B < 2 else self.noises
+        if not names:
+            raise ValueError("other_video needs a batch of at least 2 clips (its donor is another clip)")
         on = (torch.rand(B, generator=g) < self.p).tolist()
-        which = torch.randint(0, len(self.noises), (B,), generator=g).tolist()
+        which = torch.randint(0, len(names), (B,), generator=g).tolist()
         ratio_i = torch.randint(0, len(self.ratios), (B,), generator=g).tolist()
         seeds = torch.randint(0, 2**62, (B,), generator=g, dtype=torch.int64)
         self.last_seeds = seeds
         groups: dict[tuple[str, float], list[int]] = {}
         self.last_choices = []
         for i in range(B):  # host-side bookkeeping of Python ints; no tensor work per clip
-            choice = (self.noises[which[i]], self.ratios[ratio_i[i]]) if on[i] else None
+            choice = (names[which[i]], self.ratios[ratio_i[i]]) if on[i] else None
             self.last_choices.append(choice)
             if choice is not None:
                 groups.setdefault(choice, []).append(i)
@@ -88,6 +92,9 @@ class VideoCorruption(torch.nn.Module):
         for (name, ratio), members in groups.items():
             idx = torch.tensor(members, device=v.device)
             sub = out.index_select(0, idx)
-            res = corrupt(sub, name, ratio, seed=seeds[members].to(v.device), severity=self.severity)
+            extra = {}
+            if name == "other_video":  # donor of clip i: the next clip of the whole batch
+                extra["donor"] = v.index_select(0, (idx + 1) % B)
+            res = corrupt(sub, name, ratio, seed=seeds[members].to(v.device), severity=self.severity, **extra)
             out.index_copy_(0, idx, res)
         return out[0] if squeeze else out

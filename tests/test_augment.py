@@ -1,6 +1,7 @@
 """VideoCorruption: per-clip independent choices, equal to corrupt() with the same seeds."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from nrvl.kernels import VideoCorruption, corrupt, list_noises
@@ -21,6 +22,21 @@ def test_each_clip_gets_its_own_choice_and_matches_corrupt():
     for i, (name, ratio) in enumerate(aug.last_choices):
         want = corrupt(video[i], name, ratio, seed=aug.last_seeds[i:i + 1])
         assert torch.equal(out[i], want)
+
+
+def test_other_video_takes_the_next_clip_as_donor_and_is_skipped_alone():
+    aug = VideoCorruption(noises=["other_video"], ratios=0.9, seed=2)
+    video = clips(3)
+    out = aug(video)
+    for i in range(3):
+        want = corrupt(video[i], "other_video", 0.9, seed=aug.last_seeds[i:i + 1], donor=video[(i + 1) % 3])
+        assert torch.equal(out[i], want)
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        aug(video[0])
+    mixed = VideoCorruption(noises=["other_video", "gaussian"], ratios=0.9, seed=2)
+    for _ in range(5):
+        mixed(video[0])
+        assert mixed.last_choices[0][0] == "gaussian"
 
 
 def test_probability_zero_and_one():
