@@ -1,31 +1,39 @@
 """The switch for fused fast paths through ``torch.compile`` (inductor).
 
 The eager torch ops are the reference. A pointwise noise in eager mode makes a
-dozen full passes over the clip (the hash alone is ~10 integer ops per number);
-compiled, inductor fuses them into one loop (C++/OpenMP on CPU, Triton on CUDA),
-close to one read and one write of the clip.
+dozen full passes over the clip (the hash alone is ~10 integer ops per number,
+and every pass allocates a clip-sized temporary); compiled, inductor fuses them
+into one loop (C++/OpenMP on CPU, Triton on CUDA): one read and one write of the
+clip.
 
 Mode, from ``set_compile`` or the ``NRVL_COMPILE`` environment variable:
 
-* ``"auto"`` (default): compile on CUDA, eager elsewhere (a CPU compile costs
-  ~15 s per noise and shape the first time, which tests and one-off calls
-  should not pay);
-* ``"always"`` (``1``): compile on every device, the fast CPU path;
+* ``"auto"`` (default): compile on CUDA, and on the CPU for large inputs
+  (``>= AUTO_CPU_MIN_ELEMENTS`` values, about three 720p frames), where the
+  one-time compilation (seconds per noise and shape, cached on disk by inductor)
+  pays for itself; small inputs (tests, thumbnails) stay eager;
+* ``"always"`` (``1``): compile on every device;
 * ``"never"`` (``0``): always eager.
+
+If compilation fails (no C++ compiler, an inductor bug), the op warns once and
+runs eagerly: the fast path never makes a corruption fail.
 """
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Callable
 
 import torch
 
-__all__ = ["set_compile", "compile_mode", "maybe_compiled", "use_compiled"]
+__all__ = ["set_compile", "compile_mode", "maybe_compiled", "use_compiled", "AUTO_CPU_MIN_ELEMENTS"]
 
+AUTO_CPU_MIN_ELEMENTS = 8_000_000
 _ALIASES = {"1": "always", "true": "always", "always": "always", "0": "never", "false": "never",
             "never": "never", "auto": "auto", "": "auto"}
 _mode = _ALIASES.get(os.environ.get("NRVL_COMPILE", "auto").strip().lower(), "auto")
 _cache: dict[Callable, Callable] = {}
+_broken: set[Callable] = set()
 
 
 def set_compile(mode: str | bool) -> None:
@@ -41,14 +49,18 @@ def compile_mode() -> str:
     return _mode
 
 
-def use_compiled(device: torch.device) -> bool:
-    """Whether the fused (compiled) path runs for tensors on ``device``."""
-    return _mode == "always" or (_mode == "auto" and device.type == "cuda")
+def use_compiled(device: torch.device, numel: int = 0) -> bool:
+    """Whether the fused (compiled) path runs for ``numel`` values on ``device``."""
+    if _mode == "never":
+        return False
+    if _mode == "always" or device.type == "cuda":
+        return True
+    return numel >= AUTO_CPU_MIN_ELEMENTS
 
 
-def maybe_compiled(fn: Callable, device: torch.device) -> Callable:
-    """``fn`` itself, or its cached ``torch.compile`` version when the mode asks for it."""
-    if not use_compiled(device):
+def maybe_compiled(fn: Callable, device: torch.device, numel: int = 0) -> Callable:
+    """``fn`` itself, or its cached ``torch.compile`` version (eager fallback on failure)."""
+    if fn in _broken or not use_compiled(device, numel):
         return fn
     compiled = _cache.get(fn)
     if compiled is None:
@@ -58,6 +70,18 @@ def maybe_compiled(fn: Callable, device: torch.device) -> Callable:
 
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 512)
         torch._dynamo.config.cache_size_limit = max(getattr(torch._dynamo.config, "cache_size_limit", 0), 512)
-        compiled = torch.compile(fn, dynamic=None)
+        inner = torch.compile(fn, dynamic=None)
+
+        def compiled(*args, **kwargs):
+            try:
+                return inner(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001 - any compiler failure falls back to the reference
+                if _mode == "always" and os.environ.get("NRVL_COMPILE_STRICT"):
+                    raise
+                warnings.warn(f"nrvl.kernels: torch.compile failed ({type(e).__name__}: {str(e)[:200]}); "
+                              "running eagerly", RuntimeWarning, stacklevel=2)
+                _broken.add(fn)
+                return fn(*args, **kwargs)
+
         _cache[fn] = compiled
     return compiled

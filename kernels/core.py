@@ -180,14 +180,14 @@ def register_frame_noise(name: str, *, family: str, description: str, transform:
         if B * n == 0 or C * H * W == 0:
             return video if inplace else video.clone()
         b = torch.arange(B, device=video.device)[:, None]
-        if pointwise and use_compiled(video.device):
+        if pointwise and use_compiled(video.device, video.numel()):
             fp = {k: _spread(v, b, idx, T) for k, v in _flat_frame_params(params, B, n).items()}
-            fn = maybe_compiled(masked_kernel, video.device)
+            fn = maybe_compiled(masked_kernel, video.device, video.numel())
             y = fn(video.reshape(B * T, C, H, W), fp, params["frames"].reshape(B * T), p).reshape(video.shape)
             return video.copy_(y) if inplace else y
         out = video if inplace else video.clone()
         sel = video[b, idx].reshape(B * n, C, H, W)
-        fn = maybe_compiled(kernel, video.device)
+        fn = maybe_compiled(kernel, video.device, sel.numel())
         y = fn(sel, _flat_frame_params(params, B, n), p)
         out[b, idx] = y.reshape(B, n, C, H, W)
         return out

@@ -42,3 +42,43 @@ def test_fused_equals_eager(name, compiled):
 @pytest.mark.parametrize("name", SLOW)
 def test_fused_equals_eager_all_pointwise(name, compiled):
     _check(name)
+
+
+def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch):
+    from nrvl.kernels import _compile
+
+    def broken_compile(fn, **kw):
+        def run(*a, **k):
+            raise RuntimeError("no C++ compiler")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setattr(_compile, "_cache", {})
+    monkeypatch.setattr(_compile, "_broken", set())
+    video = torch.randint(0, 256, (1, 4, 3, 8, 8), dtype=torch.uint8)
+    K.set_compile("never")
+    want = K.corrupt(video, "color_shift", 0.5, seed=1)
+    K.set_compile("always")
+    try:
+        with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+            got = K.corrupt(video, "color_shift", 0.5, seed=1)
+        assert torch.equal(got, want)
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert torch.equal(K.corrupt(video, "color_shift", 0.5, seed=1), want)  # no second warning
+    finally:
+        K.set_compile("auto")
+
+
+def test_auto_mode_compiles_only_large_cpu_inputs():
+    from nrvl.kernels._compile import AUTO_CPU_MIN_ELEMENTS, use_compiled
+
+    K.set_compile("auto")
+    cpu = torch.device("cpu")
+    assert not use_compiled(cpu, 8 * 3 * 64 * 64)
+    assert use_compiled(cpu, 8 * 3 * 720 * 1280) and 8 * 3 * 720 * 1280 >= AUTO_CPU_MIN_ELEMENTS
+    assert use_compiled(torch.device("cuda"), 1)
+    K.set_compile("never")
+    assert not use_compiled(torch.device("cuda"), 10**9)
+    K.set_compile("auto")
