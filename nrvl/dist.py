@@ -11,6 +11,7 @@ rank ``r`` takes ``items[r::world_size]``, VLMEvalKit's strided split.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Sequence, TypeVar
@@ -120,6 +121,8 @@ def init(info: DistInfo, device: str, timeout_s: float | None = None) -> None:
 
 
 def _group_ready() -> bool:
+    if "torch.distributed" not in sys.modules:  # never joined a group; do not import torch just to ask
+        return False
     try:
         import torch.distributed as dist
     except ImportError:  # pragma: no cover

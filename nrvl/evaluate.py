@@ -451,8 +451,10 @@ def _judge_and_rate(paths, table, judge, judge_name) -> None:
     print(f"[nrvl] rating: {paths.rating}", file=sys.stderr)
 
 
-def main(argv: Optional[Sequence[str]] = None, prog: str = "eval/run.py") -> int:
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """Parse ``argv`` and run; returns the exit status (0 ok, 1 failed run, 2 bad input)."""
+    if prog is None:
+        prog = "nrvl eval" if os.path.basename(sys.argv[0] or "") == "nrvl" else "eval/run.py"
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     is_main = os.environ.get("RANK", "0") in ("", "0")

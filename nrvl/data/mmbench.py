@@ -189,8 +189,10 @@ def unpack_videos(root: Path, wanted: Optional[list[str]] = None) -> int:
     return written
 
 
-def prepare(spec: DatasetSpec, *, cache_dir=None, expected_md5: str = TSV_MD5, download: bool = True) -> Path:
+def prepare(spec: DatasetSpec, *, cache_dir=None, expected_md5: Optional[str] = None, download: bool = True) -> Path:
     """Locate (or download) the snapshot, check the TSV, unpack the videos.
+
+    ``expected_md5`` defaults to :data:`TSV_MD5` (read at call time).
 
     Returns:
         The snapshot folder.
@@ -204,6 +206,7 @@ def prepare(spec: DatasetSpec, *, cache_dir=None, expected_md5: str = TSV_MD5, d
     if not tsv.is_file():
         raise DatasetError(f"{TSV_NAME} not found in the snapshot {root}")
     md5 = file_md5(tsv)
+    expected_md5 = TSV_MD5 if expected_md5 is None else expected_md5
     if expected_md5 and md5 != expected_md5:
         raise DatasetError(f"{tsv} has md5 {md5}, expected {expected_md5}; delete the cached snapshot and rerun")
     table = read_tsv(tsv)

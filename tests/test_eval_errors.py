@@ -1,0 +1,153 @@
+"""Bad input: one clear line, a non-zero exit, before any inference, and no partial output."""
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nrvl import evaluate
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = ["--data", "MMBench_Video_demo", "--model", "tiny-qwen2.5-vl"]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.getbasetemp() / "nrvl-cache"
+
+
+@pytest.fixture(autouse=True)
+def _env(cache_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("NRVL_CACHE", str(cache_dir))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env from the checkout
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Fail the test if a model gets built: every error here must come before inference."""
+    monkeypatch.setattr("nrvl.models.build_model", lambda *a, **k: pytest.fail("a model was built"))
+
+
+def run_main(argv, capsys):
+    rc = evaluate.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    return rc, err
+
+
+CASES = [
+    (["--data", "MMBench_Video_64frame_pack", "--model", "tiny-qwen2.5-vl"],
+     r"unknown --data 'MMBench_Video_64frame_pack'; valid: MMBench_Video_8frame_nopack, .*MMBench_Video_demo"),
+    (["--data", "MMBench_Video_demo", "--model", "Qwen2-VL-2B"],
+     r"unknown --model 'Qwen2-VL-2B'; valid: Qwen2.5-VL-3B-Instruct, .*tiny-qwen2.5-vl"),
+    ([*DEMO, "--noise_name", "gausian", "--ratio", "0.9"], r"unknown --noise_name 'gausian'; valid: .*gaussian"),
+    ([*DEMO, "--noise_name", "gaussian", "--ratio", "1.5"], r"--ratio must be in \[0, 1\], got 1.5"),
+    ([*DEMO, "--noise_name", "gaussian", "--ratio", "-0.1"], r"--ratio must be in \[0, 1\], got -0.1"),
+    ([*DEMO, "--noise_name", "gaussian"], r"--noise_name gaussian needs --ratio"),
+    ([*DEMO, "--ratio", "0.3"], r"--ratio was given without --noise_name"),
+    ([*DEMO, "--limit", "0"], r"--limit must be >= 1, got 0"),
+    ([*DEMO, "--batch-size", "0"], r"--batch-size must be >= 1, got 0"),
+    (["--data", "MMBench_Video_demo", "--model", "openai-compatible"], r"needs --api-model"),
+    ([*DEMO, "--judge", "gpt-4o", "--noise_name", "gaussian", "--ratio", "0.9"],
+     r"judge gpt-4o: no API key; set OPENAI_API_KEY .* --judge exact_matching"),
+    ([*DEMO, "--judge", "gpt-4o", "--judge-key", "sk-x", "--judge-base-url", "ftp://example.org/v1"],
+     r"base URL must start with http"),
+    ([*DEMO, "--mode", "eval", "--judge", "exact_matching"], r"no predictions at .*None_None.tsv; run with --mode infer"),
+]
+IDS = ["unknown-data", "unknown-model", "unknown-noise", "ratio-above-1", "ratio-negative", "noise-without-ratio",
+       "ratio-without-noise", "limit-0", "batch-0", "api-without-model", "judge-without-key", "judge-bad-url",
+       "eval-without-predictions"]
+
+
+@pytest.mark.parametrize("argv, message", CASES, ids=IDS)
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path, no_model):
+    rc, err = run_main([*argv, "--work-dir", str(tmp_path / "out")], capsys)
+    assert rc != 0
+    assert len(err) == 1, err
+    assert err[0].startswith("eval/run.py: error: ")
+    assert __import__("re").search(message, err[0]), err[0]
+    assert not any(p.is_file() for p in (tmp_path / "out").rglob("*"))  # no partial output
+
+
+def test_unreachable_judge_is_caught_before_inference(capsys, tmp_path, no_model):
+    import socket
+
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rc, err = run_main([*DEMO, "--judge", "gpt-4o", "--judge-key", "sk-x", "--judge-base-url",
+                        f"http://127.0.0.1:{port}/v1", "--work-dir", str(tmp_path / "out")], capsys)
+    assert rc == 2 and len(err) == 1 and f"cannot reach http://127.0.0.1:{port}/v1" in err[0], err
+
+
+def test_rejected_judge_key_is_caught_before_inference(capsys, tmp_path, no_model):
+    from judge_server import FakeJudgeServer
+
+    with FakeJudgeServer(api_key="right") as srv:
+        rc, err = run_main([*DEMO, "--judge", "gpt-4o", "--judge-key", "wrong-key-123", "--judge-base-url",
+                            srv.base_url, "--work-dir", str(tmp_path / "out")], capsys)
+    assert rc == 2 and len(err) == 1 and "API key was rejected" in err[0], err
+    assert "wrong-key-123" not in err[0]
+
+
+def _fake_hub(tmp_path, monkeypatch, tsv: str, chunk: dict):
+    import pickle
+
+    commit = "f" * 40
+    repo = tmp_path / "hub" / "datasets--opencompass--MMBench-Video"
+    snap = repo / "snapshots" / commit
+    (snap / "video_pkl").mkdir(parents=True)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (snap / "MMBench-Video.tsv").write_text(tsv)
+    (snap / "video_pkl" / "video_chunk_0.pkl").write_bytes(pickle.dumps(chunk, protocol=4))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("nrvl.data.mmbench.TSV_MD5", hashlib.md5(tsv.encode()).hexdigest())
+    return snap
+
+
+HEADER = "index\tvideo\tvideo_type\tquestion\tanswer\tdimensions\tvideo_path\n"
+
+
+def test_missing_video_file_is_caught_before_inference(capsys, tmp_path, monkeypatch, no_model):
+    tsv = HEADER + "1\tabc\tt\tq?\ta\t['OCR']\t./video/abc.mp4\n2\tgone\tt\tq?\ta\t['OCR']\t./video/gone.mp4\n"
+    _fake_hub(tmp_path, monkeypatch, tsv, {"abc": b"\x00\x00\x00\x18ftypmp42"})
+    rc, err = run_main(["--data", "MMBench_Video_8frame_nopack", "--model", "tiny-qwen2.5-vl", "--mode", "infer",
+                        "--work-dir", str(tmp_path / "out")], capsys)
+    assert rc == 2 and len(err) == 1 and "gone.mp4 is in neither video/ nor any chunk" in err[0], err
+
+
+def test_bad_tsv_is_caught_before_inference(capsys, tmp_path, monkeypatch, no_model):
+    tsv = HEADER + "1\tabc\tt\tq?\ta\t['Telepathy']\t./video/abc.mp4\n"
+    _fake_hub(tmp_path, monkeypatch, tsv, {"abc": b"x"})
+    rc, err = run_main(["--data", "MMBench_Video_8frame_nopack", "--model", "tiny-qwen2.5-vl", "--mode", "infer",
+                        "--work-dir", str(tmp_path / "out")], capsys)
+    assert rc == 2 and len(err) == 1 and "unknown dimension(s) ['Telepathy']" in err[0], err
+
+
+def test_eval_run_py_prints_one_line_without_importing_torch(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    code = ("import runpy, sys; sys.argv = ['eval/run.py', '--data', 'MMBench_Video_demo', '--model', 'nope'];"
+            "\ntry:\n    runpy.run_path(%r, run_name='__main__')\nexcept SystemExit as e:\n"
+            "    assert 'torch' not in sys.modules, 'torch imported before the flags were checked'\n"
+            "    raise\n") % str(REPO / "eval" / "run.py")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "eval/run.py: error: unknown --model 'nope'; valid: Qwen2.5-VL-3B-Instruct, Qwen2.5-VL-7B-Instruct, "
+        "tiny-qwen2.5-vl, GPT4o, openai-compatible"]
+
+
+def test_help_lists_the_original_flags(capsys):
+    with pytest.raises(SystemExit) as e:
+        evaluate.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--data", "--model", "--judge", "--noise_name", "--ratio", "--work-dir", "--seed", "--limit",
+                 "--batch-size", "--mode", "--verbose", "--api-base", "--api-model", "--judge-base-url"):
+        assert flag in out
