@@ -1,0 +1,119 @@
+"""The ``nrvl`` command: parses arguments and dispatches; heavy imports happen after parsing.
+
+Subcommands:
+
+* ``nrvl list`` -- the noises, with family and description;
+* ``nrvl corrupt INPUT --noise NAME|all|FAMILY --ratio R [--frames N | --all-frames] --out DIR``;
+* ``nrvl gallery [INPUT] --ratio R --out FILE.png``;
+* ``nrvl eval ...`` and ``nrvl report ...`` -- handed unparsed to ``nrvl.evaluate.main(argv)``
+  and ``nrvl.report.main(argv)``.
+
+Errors print one line to stderr and exit with code 2 (``--verbose`` adds the traceback).
+This module imports no torch: ``nrvl --help`` and argument errors stay instant.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+
+from nrvl import __version__
+
+# name -> (module, help); these parse their own arguments.
+PASSTHROUGH = {
+    "eval": ("nrvl.evaluate", "run the MMBench-Video evaluation (arguments go to nrvl.evaluate)"),
+    "report": ("nrvl.report", "build a robustness report (arguments go to nrvl.report)"),
+}
+COMMAND_MODULES = ("nrvl.commands.listing", "nrvl.commands.corrupt", "nrvl.commands.gallery")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (exit code 2, as argparse)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nrvl", description="NRVL: noise robustness of video LLMs.")
+    parser.add_argument("--version", action="version", version=f"nrvl {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        p = importlib.import_module(module).add_parser(sub)
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="print tracebacks on errors")
+    for name, (_, help_) in PASSTHROUGH.items():
+        sub.add_parser(name, help=help_, add_help=False)
+    return parser
+
+
+def _fail(prog: str, exc: BaseException, verbose: bool) -> int:
+    from nrvl.commands import CommandError
+
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, (CommandError, ValueError, TypeError, OSError)):
+        text = f"{type(exc).__name__}: {text}"
+    hint = "" if verbose or isinstance(exc, CommandError) else " (--verbose for the traceback)"
+    print(f"{prog}: error: {text}{hint}", file=sys.stderr)
+    return 2
+
+
+def _passthrough(command: str, argv: list[str]) -> int:
+    module_name = PASSTHROUGH[command][0]
+    prog = f"nrvl {command}"
+    verbose = "--verbose" in argv or "-v" in argv
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name is not None and module_name.startswith(e.name):
+            print(f"{prog}: error: {module_name} is not part of this installation yet", file=sys.stderr)
+        else:
+            print(f"{prog}: error: missing dependency {e.name!r} (install nrvl[eval])", file=sys.stderr)
+        if verbose:
+            traceback.print_exception(e, file=sys.stderr)
+        return 2
+    entry = getattr(module, "main", None)
+    if entry is None:
+        print(f"{prog}: error: {module_name} has no main(argv)", file=sys.stderr)
+        return 2
+    try:
+        rc = entry(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        return _fail(prog, e, verbose)
+    return int(rc or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``nrvl`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in PASSTHROUGH:
+        return _passthrough(argv[0], argv[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, argument errors
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    prog = f"nrvl {args.command}"
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        return _fail(prog, e, args.verbose)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
