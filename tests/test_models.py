@@ -1,0 +1,238 @@
+"""Model adapters: the lazy registry, noise batching, the Qwen2.5-VL preprocessing against
+qwen-vl-utils, and the API model against an OpenAI-compatible server on 127.0.0.1."""
+import base64
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import nrvl.kernels as K
+from nrvl.models import ModelConfigError, ModelRequest, build_model, corrupt_clips, get_manifest, list_models
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.getbasetemp() / "nrvl-cache"
+
+
+@pytest.fixture(autouse=True)
+def _env(cache_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("NRVL_CACHE", str(cache_dir))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def demo_root(cache_dir):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NRVL_CACHE", str(cache_dir))
+    try:
+        from nrvl.data import prepare_dataset
+
+        return prepare_dataset("MMBench_Video_demo")
+    finally:
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def tiny(cache_dir, demo_root):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NRVL_CACHE", str(cache_dir))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    try:
+        return build_model("tiny-qwen2.5-vl")
+    finally:
+        mp.undo()
+
+
+# ----------------------------------------------------------------------------- registry
+
+def test_listing_and_lookup_import_no_model_code():
+    code = ("import sys, nrvl.models as m; m.list_models(); m.get_manifest('Qwen2.5-VL-7B-Instruct');"
+            "bad = [x for x in ('torch', 'transformers', 'openai', 'nrvl.models.qwen') if x in sys.modules];"
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_registry_names_and_unknown_name():
+    assert list_models() == ["Qwen2.5-VL-3B-Instruct", "Qwen2.5-VL-7B-Instruct", "tiny-qwen2.5-vl", "GPT4o",
+                             "openai-compatible"]
+    assert get_manifest("Qwen2.5-VL-3B-Instruct").kwargs == {"path": "Qwen/Qwen2.5-VL-3B-Instruct"}
+    with pytest.raises(ModelConfigError, match="unknown model 'llava'; valid: Qwen2.5-VL-3B-Instruct"):
+        build_model("llava")
+
+
+# ----------------------------------------------------------------------------- noise
+
+def _req(i, noise="gaussian", ratio=0.9):
+    return ModelRequest(index=i, question="q", video_path="", noise=noise, ratio=ratio, seed=K.derive_seed(0, i))
+
+
+def test_corrupt_clips_batched_equals_one_by_one_and_clean_passes_through():
+    clips = [torch.randint(0, 256, (8, 3, 28, 56), dtype=torch.uint8, generator=torch.Generator().manual_seed(i))
+             for i in range(3)] + [torch.randint(0, 256, (8, 3, 56, 28), dtype=torch.uint8)]
+    reqs = [_req(0), _req(1), _req(2, noise=None, ratio=None), _req(3)]
+    out = corrupt_clips(clips, reqs)
+    assert out[2] is clips[2]
+    for i in (0, 1, 3):
+        alone = K.corrupt(clips[i], "gaussian", 0.9, seed=torch.tensor([reqs[i].seed]))
+        assert torch.equal(out[i], alone)
+        assert int((out[i] != clips[i]).flatten(1).any(1).sum()) == 7  # int(8 * 0.9) frames
+    assert not torch.equal(out[0], K.corrupt(clips[0], "gaussian", 0.9, seed=torch.tensor([reqs[1].seed])))
+
+
+# ----------------------------------------------------------------------------- Qwen2.5-VL path
+
+def test_qwen_frames_match_qwen_vl_utils(tiny, demo_root):
+    """Sampling and resize equal qwen-vl-utils' fetch_video (decord reader) on a demo clip."""
+    os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
+    from qwen_vl_utils import fetch_video
+
+    path = str(demo_root / "video" / "demo_5.mp4")  # 64 frames, 270x480
+    ours, info, idx = tiny._frames(ModelRequest(index=0, question="q", video_path=path, nframe=8))
+    ref = fetch_video({"video": path, "nframes": 8, "min_pixels": tiny.min_pixels, "max_pixels": tiny.max_pixels})
+    assert idx == [0, 9, 18, 27, 36, 45, 54, 63]
+    assert (info.num_frames, info.fps) == (64, 16.0)
+    assert ours.dtype == torch.uint8 and ours.shape == ref.shape
+    assert torch.equal(ours.float(), ref)
+
+
+def test_qwen_prepare_noise_after_resize_then_processor(tiny, demo_root):
+    from transformers.video_utils import VideoMetadata
+
+    path = str(demo_root / "video" / "demo_1.mp4")  # 24 frames at 8 fps (3 s), 240x320
+    req = ModelRequest(index=5, question="What is shown?", video_path=path, video="demo_1", nframe=8,
+                       noise="gaussian", ratio=0.9, seed=K.derive_seed(0, "demo_1", 5, "gaussian", 0.9))
+    batch = tiny.prepare([req])
+    clean, info, idx = tiny._frames(req)
+    noisy = K.corrupt(clean, "gaussian", 0.9, seed=torch.tensor([req.seed]))
+    md = VideoMetadata(total_num_frames=info.num_frames, fps=info.fps, frames_indices=idx, width=info.width,
+                       height=info.height)
+    ref = tiny.processor(text=[tiny.prompt(req.question)], videos=[noisy], video_metadata=[md], return_tensors="pt",
+                         do_resize=False, cap_pixels_per_frame=False)
+    assert torch.equal(batch.inputs["pixel_values_videos"], ref["pixel_values_videos"])
+    assert torch.equal(batch.inputs["input_ids"], ref["input_ids"])
+    # 8 frames over 3 s (8/3 frames/s), 2 frames per temporal patch -> 0.75 s per grid step,
+    # not the 24 fps the processor assumes without metadata.
+    assert batch.inputs["second_per_grid_ts"].tolist() == [0.75]
+    assert batch.sizes == [tuple(noisy.shape[-2:])]
+
+
+def test_qwen_prompt_is_question_then_video_with_default_system(tiny):
+    text = tiny.prompt("How many?")
+    assert text == ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHow many?"
+                    "<|vision_start|><|video_pad|><|vision_end|><|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_qwen_generation_settings(tiny):
+    from nrvl.models.qwen import VLMEVAL_GENERATION
+
+    gc = tiny.generation_config
+    assert (gc.do_sample, gc.repetition_penalty) == (False, 1.0)  # top_k=1 sampling == argmax
+    assert VLMEVAL_GENERATION["top_k"] == 1 and VLMEVAL_GENERATION["max_new_tokens"] == 2048
+    assert gc.max_new_tokens == 16  # the tiny model's cap
+    assert tiny.processor.tokenizer.padding_side == "left"
+    assert tiny.attn_implementation == "sdpa" and tiny.dtype == torch.float32
+
+
+# ----------------------------------------------------------------------------- API models
+
+def test_frame_template_is_vlmevalkit_verbatim():
+    from nrvl.models.api import FRAMES_TMPL_NOPACK, FRAMES_TMPL_NOPACK_MD5_8
+
+    text = FRAMES_TMPL_NOPACK.format(8)
+    assert len(text) == 293 and hashlib.md5(text.encode()).hexdigest() == FRAMES_TMPL_NOPACK_MD5_8
+
+
+@pytest.fixture(scope="module")
+def wide_clip(tmp_path_factory):
+    from nrvl.video import make_clip, write_video
+
+    return write_video(make_clip(12, 360, 640, seed=3), tmp_path_factory.mktemp("api") / "wide.mp4", fps=6)
+
+
+def _api_request(path, noise="gaussian", seed=11, ratio=0.9):
+    return ModelRequest(index=1, question="What moves?", video_path=str(path), video="wide", nframe=8,
+                        noise=noise, ratio=ratio if noise else None, seed=seed)
+
+
+def test_gpt4o_request_follows_vlmevalkit(wide_clip):
+    from judge_server import FakeJudgeServer
+    from PIL import Image
+
+    with FakeJudgeServer() as srv:
+        model = build_model("GPT4o", base_url=srv.base_url, api_key="sk-test")
+        try:
+            answers = model.generate([_api_request(wide_clip)])
+        finally:
+            model.close()
+        (body,) = list(srv.bodies)
+    assert answers == ["Hello! How can I help you today?"]
+    assert body["model"] == "gpt-4o-2024-05-13" and body["temperature"] == 0 and body["max_tokens"] == 2048
+    (msg,) = body["messages"]
+    assert msg["role"] == "user"
+    parts = msg["content"]
+    assert [p["type"] for p in parts] == ["text"] + ["image_url"] * 8 + ["text"]
+    assert parts[0]["text"].startswith("\nYou will be provided with 8 separate frames")
+    assert parts[-1]["text"] == "Question: What moves?\nAnswer: "
+    for p in parts[1:-1]:
+        assert p["image_url"]["detail"] == "low"
+        url = p["image_url"]["url"]
+        assert url.startswith("data:image/jpeg;base64,")
+        img = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+        assert (img.format, img.size) == ("JPEG", (512, 288))  # thumbnail((512, 512)) of 640x360
+
+
+def test_api_noise_is_seeded_per_sample(wide_clip):
+    from nrvl.models.api import OpenAIVideoModel
+
+    model = OpenAIVideoModel("openai-compatible", api_model="m", base_url="http://127.0.0.1:9/v1")
+    # frame_drop keeps this quick (a pointwise noise on 8 frames of 640x360 takes ~1 s eager on this CPU).
+    try:
+        a, b = model.prepare([_api_request(wide_clip, "frame_drop", ratio=0.3),
+                              _api_request(wide_clip, "frame_drop", ratio=0.3)])
+        (c,) = model.prepare([_api_request(wide_clip, "frame_drop", ratio=0.3, seed=12)])
+        (clean,) = model.prepare([_api_request(wide_clip, noise=None)])
+    finally:
+        model.close()
+    assert json.dumps(a) == json.dumps(b)
+    assert json.dumps(a) != json.dumps(c) != json.dumps(clean)
+    frames = model.frames(_api_request(wide_clip))
+    assert frames.shape == (8, 3, 360, 640)  # native resolution, int(i * 12 / 9) for i = 1..8
+
+
+def test_api_retries_then_fails_softly_and_stops_on_a_rejected_key(wide_clip):
+    from judge_server import FakeJudgeServer
+    from nrvl.models.api import FAIL_MSG
+
+    with FakeJudgeServer(api_key="good") as srv:
+        model = build_model("openai-compatible", api_model="served-vlm", base_url=srv.base_url, api_key="good",
+                            retries=3, backoff_base=0.0)
+        try:
+            srv.inject("500")
+            assert model.generate([_api_request(wide_clip, None)]) == ["Hello! How can I help you today?"]
+            srv.inject("500", "500", "500")
+            (answer,) = model.generate([_api_request(wide_clip, None)])
+            assert answer == FAIL_MSG and model.failed(answer)
+        finally:
+            model.close()
+        bad = build_model("openai-compatible", api_model="served-vlm", base_url=srv.base_url, api_key="bad")
+        try:
+            with pytest.raises(ModelConfigError, match="HTTP 401"):
+                bad.generate([_api_request(wide_clip, None)])
+        finally:
+            bad.close()
+
+
+def test_api_model_needs_a_key_for_openai():
+    with pytest.raises(ModelConfigError, match="no API key"):
+        build_model("GPT4o")
+    with pytest.raises(ModelConfigError, match="needs --api-model"):
+        build_model("openai-compatible", base_url="http://127.0.0.1:9/v1")
