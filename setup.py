@@ -3,7 +3,7 @@
 ``nrvl.kernels`` lives in the top-level ``kernels/`` folder and is mapped with
 ``package_dir``; nothing is installed under the bare name ``kernels``.
 """
-from setuptools import setup
+from setuptools import find_packages, setup
 
 VIDEO = ["torchcodec>=0.7", "decord>=0.6; platform_machine=='x86_64'", "av>=12"]
 EVAL = [
@@ -28,8 +28,9 @@ setup(
     version="0.1.0",
     description="Noise-robustness evaluation of video language models, with a batched GPU corruption library",
     python_requires=">=3.10",
-    packages=["nrvl", "nrvl.kernels", "nrvl.kernels.triton"]
-    + ["nrvl.video", "nrvl.data", "nrvl.models"],
+    # Every package under nrvl/, plus kernels/ mapped to nrvl.kernels (never the bare name `kernels`).
+    packages=find_packages(include=["nrvl", "nrvl.*"])
+    + ["nrvl.kernels"] + ["nrvl.kernels." + p for p in find_packages("kernels")],
     package_dir={
         "nrvl": "nrvl",
         "nrvl.kernels": "kernels",
