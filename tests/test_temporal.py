@@ -318,3 +318,19 @@ def test_seed_determines_the_result(name):
 def test_no_severity_table(name):
     with pytest.raises(ValueError, match="severity"):
         K.corrupt(numbered_clip(8), name, 0.6, seed=0, severity=3, **donor_kw(name, numbered_clip(8)))
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32], ids=str)
+@pytest.mark.parametrize("name", TEMPORAL)
+def test_odd_frame_sizes_and_storage_offsets(name, dtype):
+    # Frames are gathered as wide integer words when the bytes allow it; odd sizes and views
+    # that start mid-word must take the narrow path and give the same bits.
+    base = torch.randint(0, 256, (4, 8, 3, 5, 5), generator=torch.Generator().manual_seed(7)).to(dtype)
+    kw = donor_kw(name, base[0])
+    for v in (base, base[1:], base.reshape(-1)[75:].reshape(-1)[:3 * 8 * 75].reshape(3, 8, 3, 5, 5)):
+        out, p = K.corrupt(v, name, 0.6, seed=torch.arange(v.shape[0]), return_params=True, **kw)
+        for b in range(v.shape[0]):
+            ref = K.corrupt(v[b].clone(), name, 0.6, seed=torch.tensor([b]), **kw)
+            assert torch.equal(out[b], ref)
+        untouched = ~p["frames"]
+        assert torch.equal(out[untouched], v[untouched])
