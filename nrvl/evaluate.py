@@ -253,18 +253,22 @@ def infer(model, requests: Sequence, store, *, batch_size: int, info: dist.DistI
         pending = submit(batches[0]) if batches else None
         for k, batch in enumerate(batches):
             t0 = time.perf_counter()
+            failure = None
             try:
                 prepared = pending.result() if pending is not None else model.prepare(batch)
-            except VideoDecodeError:
-                prepared = None
-            pending = submit(batches[k + 1]) if k + 1 < len(batches) else None
+            except VideoDecodeError as e:
+                prepared, failure = None, e
+            following = batches[k + 1] if k + 1 < len(batches) else None
             if prepared is not None:
+                pending = submit(following) if following else None  # overlaps with generate below
                 answers = model.generate(prepared)
                 store_batch(batch, answers, time.perf_counter() - t0)
                 continue
-            for req in batch:  # isolate the sample(s) whose video does not decode
+            for req in batch:  # isolate the sample(s) whose video does not decode; nothing else runs meanwhile
                 t1 = time.perf_counter()
                 try:
+                    if len(batch) == 1:
+                        raise failure
                     answers = model.generate(model.prepare([req]))
                     store_batch([req], answers, time.perf_counter() - t1)
                 except VideoDecodeError as e:
@@ -274,6 +278,7 @@ def infer(model, requests: Sequence, store, *, batch_size: int, info: dist.DistI
                     counts["done"] += 1
                     counts["failed"] += 1
                     bar.update(1)
+            pending = submit(following) if following else None
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -173,3 +173,44 @@ def test_torchrun_two_cpu_ranks_match_one_process(reference, tmp_path, cache_dir
     assert (folder / f"{STEM}.tsv").read_bytes() == reference["predictions"].read_bytes()
     ref_rating = reference["folder"] / f"{STEM}_exact_matching_rating.json"
     assert (folder / f"{STEM}_exact_matching_rating.json").read_bytes() == ref_rating.read_bytes()
+
+
+def test_undecodable_video_fails_its_samples_only(tmp_path, monkeypatch, capsys, prepared_indices, cache_dir):
+    import hashlib
+    import pickle
+
+    from nrvl.data import prepare_dataset
+
+    good = (prepare_dataset("MMBench_Video_demo") / "video" / "demo_0.mp4").read_bytes()
+    tsv = ("index\tvideo\tvideo_type\tquestion\tanswer\tdimensions\tvideo_path\n"
+           "4\tok\tt\tWhat is it?\tshapes\t['Video Topic']\t./video/ok.mp4\n"
+           "5\tbroken\tt\tWhat is it?\tshapes\t['Video Topic']\t./video/broken.mp4\n"
+           "6\tok\tt\tHow many?\tfour\t['Counting']\t./video/ok.mp4\n")
+    commit = "a" * 40
+    repo = tmp_path / "hub" / "datasets--opencompass--MMBench-Video"
+    snap = repo / "snapshots" / commit
+    (snap / "video_pkl").mkdir(parents=True)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (snap / "MMBench-Video.tsv").write_text(tsv)
+    chunk = {"ok": good, "broken": b"\x00\x00\x00\x18ftypmp42 this is not a video" * 10}
+    (snap / "video_pkl" / "video_chunk_0.pkl").write_bytes(pickle.dumps(chunk, protocol=4))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("nrvl.data.mmbench.TSV_MD5", hashlib.md5(tsv.encode()).hexdigest())
+
+    args = ["--data", "MMBench_Video_8frame_nopack", "--model", "tiny-qwen2.5-vl", "--judge", "exact_matching",
+            "--batch-size", "3", "--work-dir", str(tmp_path / "out")]
+    assert evaluate.main(args) == 0
+    assert "1 sample(s) have no answer" in capsys.readouterr().err
+    folder = tmp_path / "out" / "tiny-qwen2.5-vl" / "origin"
+    stem = "tiny-qwen2.5-vl_MMBench_Video_8frame_nopack_None_None"
+    preds = read_predictions(folder / f"{stem}.tsv")
+    assert list(preds["index"]) == [4, 5, 6]
+    assert preds["prediction"][1] == "" and preds["prediction"][0] != "" and preds["prediction"][2] != ""
+    scores = read_predictions(folder / f"{stem}_exact_matching_score.tsv")
+    assert scores["score"][1] == "-1"  # no prediction: not judged, -1 as in VLMEvalKit
+    # The batch of 3 failed to prepare, so it was redone one by one; a rerun retries only the broken one.
+    assert prepared_indices == [4, 5, 6, 4, 5, 6]
+    del prepared_indices[:]
+    assert evaluate.main(args) == 0
+    assert prepared_indices == [5]

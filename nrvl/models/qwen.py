@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -116,6 +117,9 @@ class QwenVL(VideoModel):
             raise ModelConfigError(f"cannot load {path}{hint}: {' '.join(str(e).split())[:300]}") from None
         if not cuda:
             self.model.to(self.device)
+        # prepare() may run in a worker thread while generate() decodes text; the Rust tokenizer
+        # must not be entered from two threads at once (padding settings are mutated per call).
+        self._tokenizer_lock = threading.Lock()
         # Left padding: generation continues every row from its own last token.
         self.processor.tokenizer.padding_side = "left"
         gc = self.model.generation_config
@@ -164,8 +168,10 @@ class QwenVL(VideoModel):
                                        width=info.width, height=info.height))
         clips = corrupt_clips(clips, batch)
         texts = [self.prompt(req.question) for req in batch]
-        inputs = self.processor(text=texts, videos=clips, video_metadata=metas, padding=True, return_tensors="pt",
-                                do_resize=False, cap_pixels_per_frame=False)
+        with self._tokenizer_lock:
+            inputs = self.processor(text=texts, videos=clips, video_metadata=metas, padding=True,
+                                    return_tensors="pt", do_resize=False, cap_pixels_per_frame=False,
+                                    device=str(self.device))
         return QwenBatch(inputs=inputs.to(self.device), frame_indices=indices,
                          sizes=[tuple(c.shape[-2:]) for c in clips])
 
@@ -180,4 +186,5 @@ class QwenVL(VideoModel):
         with torch.inference_mode():
             out = self.model.generate(**inputs, generation_config=self.generation_config)
         new_tokens = out[:, inputs["input_ids"].shape[1]:]
-        return self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+        with self._tokenizer_lock:
+            return self.processor.batch_decode(new_tokens, skip_special_tokens=True)
