@@ -157,7 +157,7 @@ def test_mode_eval_judges_stored_predictions_with_an_openai_compatible_judge(ref
 
 
 @pytest.mark.slow
-def test_torchrun_two_cpu_ranks_match_one_process(reference, tmp_path, cache_dir):
+def test_torchrun_two_cpu_ranks_match_one_process(reference, tmp_path, cache_dir, prepared_indices):
     env = {**os.environ, "NRVL_CACHE": str(cache_dir), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(REPO)}
     env.pop("CUDA_VISIBLE_DEVICES", None)
@@ -173,6 +173,9 @@ def test_torchrun_two_cpu_ranks_match_one_process(reference, tmp_path, cache_dir
     assert (folder / f"{STEM}.tsv").read_bytes() == reference["predictions"].read_bytes()
     ref_rating = reference["folder"] / f"{STEM}_exact_matching_rating.json"
     assert (folder / f"{STEM}_exact_matching_rating.json").read_bytes() == ref_rating.read_bytes()
+    # A one-process run over the same folder resumes from both ranks' stores: nothing left to run.
+    assert evaluate.main([*BASE, *NOISE, "--mode", "infer", "--work-dir", str(tmp_path)]) == 0
+    assert prepared_indices == []
 
 
 def test_undecodable_video_fails_its_samples_only(tmp_path, monkeypatch, capsys, prepared_indices, cache_dir):
