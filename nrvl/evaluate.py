@@ -26,7 +26,6 @@ Files go to ``<work-dir>/<model>/<noise or origin>/``; a clean run is named
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import re
@@ -383,6 +382,10 @@ def _run_inference(args, info, device, samples, nframe, data_tag, paths) -> None
     done = store.done_keys()
     mine = [s for s in dist.shard(samples, info.rank, info.world_size) if key_of(s.index) not in done]
     requests = _requests(mine, args, nframe)
+    if info.is_main:
+        stored = sum(key_of(s.index) in done for s in samples)
+        print(f"[nrvl] {args.model} on {len(samples)} samples: {len(samples) - stored} to run over "
+              f"{info.world_size} rank(s), {stored} already stored in {paths.folder}", file=sys.stderr)
 
     model, error = None, None
     if requests:
@@ -396,9 +399,6 @@ def _run_inference(args, info, device, samples, nframe, data_tag, paths) -> None
 
     error = None
     if model is not None:
-        if info.is_main:
-            print(f"[nrvl] {args.model} on {len(samples)} samples: {len(samples) - len(done)} to run "
-                  f"over {info.world_size} rank(s), {len(done)} already stored in {paths.folder}", file=sys.stderr)
         batch_size = args.batch_size or model.default_batch_size
         try:
             counts = infer(model, requests, store, batch_size=batch_size, info=info, prefetch=args.prefetch)

@@ -56,7 +56,8 @@ CASES = [
      r"judge gpt-4o: no API key; set OPENAI_API_KEY .* --judge exact_matching"),
     ([*DEMO, "--judge", "gpt-4o", "--judge-key", "sk-x", "--judge-base-url", "ftp://example.org/v1"],
      r"base URL must start with http"),
-    ([*DEMO, "--mode", "eval", "--judge", "exact_matching"], r"no predictions at .*None_None.tsv; run with --mode infer"),
+    ([*DEMO, "--mode", "eval", "--judge", "exact_matching"],
+     r"no predictions at .*None_None.tsv; run with --mode infer"),
 ]
 IDS = ["unknown-data", "unknown-model", "unknown-noise", "ratio-above-1", "ratio-negative", "noise-without-ratio",
        "ratio-without-noise", "limit-0", "batch-0", "api-without-model", "judge-without-key", "judge-bad-url",

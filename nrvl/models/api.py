@@ -28,7 +28,7 @@ import io
 import logging
 import random
 import time
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 from nrvl.models import ModelConfigError, ModelRequest, VideoModel, corrupt_clips
 
