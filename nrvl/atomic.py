@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Union
 
+from nrvl import _faults
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "append_jsonl", "read_jsonl", "iter_jsonl"]
@@ -70,6 +72,10 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
                 os.fchmod(fh.fileno(), _FILE_MODE)
             except (AttributeError, OSError):  # no fchmod on Windows
                 pass
+            if _faults.hit("atomic.torn"):  # tests: killed with half the bytes in the temp file
+                fh.write(data[: len(data) // 2])
+                fh.flush()
+                _faults.kill()
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -114,9 +120,15 @@ def append_jsonl(path: PathLike, records: Union[dict, Iterable[dict]]) -> None:
                 probe.seek(-1, os.SEEK_END)
                 if probe.read(1) != b"\n":
                     payload = "\n" + payload
-        fh.write(payload.encode("utf-8"))
+        data = payload.encode("utf-8")
+        if _faults.hit("jsonl.torn"):  # tests: killed half way through a record
+            fh.write(data[: len(data) // 2])
+            fh.flush()
+            _faults.kill()
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
+    _faults.kill_point("jsonl.appended")
 
 
 def read_jsonl(path: PathLike) -> list[dict[str, Any]]:

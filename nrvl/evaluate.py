@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from nrvl import dist
+from nrvl._faults import kill_point
 
 logger = logging.getLogger("nrvl.evaluate")
 
@@ -231,10 +232,14 @@ def infer(model, requests: Sequence, store, *, batch_size: int, info: dist.DistI
                     f"{model.name} rank 0/{info.world_size}" if info.distributed else model.name)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="nrvl-prepare") if prefetch else None
 
+    def prepare(batch):
+        kill_point("infer.prepare")
+        return model.prepare(batch)
+
     def submit(batch):
         if pool is None:
             return None
-        return pool.submit(model.prepare, batch)
+        return pool.submit(prepare, batch)
 
     def store_batch(batch, answers, seconds):
         recs = []
@@ -254,12 +259,13 @@ def infer(model, requests: Sequence, store, *, batch_size: int, info: dist.DistI
             t0 = time.perf_counter()
             failure = None
             try:
-                prepared = pending.result() if pending is not None else model.prepare(batch)
+                prepared = pending.result() if pending is not None else prepare(batch)
             except VideoDecodeError as e:
                 prepared, failure = None, e
             following = batches[k + 1] if k + 1 < len(batches) else None
             if prepared is not None:
                 pending = submit(following) if following else None  # overlaps with generate below
+                kill_point("infer.generate")
                 answers = model.generate(prepared)
                 store_batch(batch, answers, time.perf_counter() - t0)
                 continue
@@ -417,6 +423,7 @@ def _merge(args, nframe, data_tag, paths, table) -> None:
     store = PredictionStore(paths.folder, paths.stem, _fingerprint(args, nframe, data_tag))
     try:
         merged = store.merge(table)
+        kill_point("merge")
     except IncompletePredictionsError as e:
         raise EvalError(_one_line(e), EXIT_FAILED) from None
     write_predictions(merged, paths.predictions)
@@ -449,6 +456,7 @@ def _judge_and_rate(paths, table, judge, judge_name) -> None:
     except JudgeConfigError as e:
         raise EvalError(_one_line(e), EXIT_FAILED) from None
     rating = dimension_rating(scored)
+    kill_point("rating.write")
     write_rating(rating, paths.rating, scores=scored)
     overall = rating.get("coarse_all", {}).get("Overall")
     print(f"[nrvl] judge {judge_name}: Overall {overall} (coarse_all, 0-3)", file=sys.stderr)

@@ -48,6 +48,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
+from nrvl._faults import kill_point
 from nrvl.atomic import append_jsonl, iter_jsonl
 
 logger = logging.getLogger(__name__)
@@ -1018,6 +1019,7 @@ def judge_table(table, judge: Judge, cache_path: Union[str, Path], *, progress: 
             "completion_tokens": result.completion_tokens,
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })
+        kill_point("judge.cached")
 
     if items:
         results = judge.judge_many(items, on_result=record, progress=progress)

@@ -29,6 +29,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from nrvl._faults import kill_point
 from nrvl.atomic import atomic_write_text
 
 __all__ = [
@@ -180,4 +181,5 @@ def write_rating(rating: dict, path: Union[str, Path], *, scores=None) -> Path:
     """
     if scores is not None:
         write_scores(scores, score_path_for(path))
+        kill_point("rating.scores_written")
     return atomic_write_text(path, json.dumps(rating, indent=4, ensure_ascii=False))
