@@ -5,7 +5,11 @@ A reader never sees half a file written with :func:`atomic_write_text` or
 directory (so the rename stays on one filesystem), are fsynced, and the temp
 file is renamed over the target with :func:`os.replace`, which is atomic on
 POSIX and Windows. The directory is fsynced too where the OS allows it, so the
-rename itself survives a power cut.
+rename itself survives a power cut. The file is created with mode 0o666 and the
+kernel applies the process's umask at that moment, as ``open()`` would (mkstemp
+would make it 0600). A writer killed before the rename leaves a hidden
+``.<name>.<host>-<pid>.<random>.tmp``; the next successful write of the same
+file on that host removes those whose process is gone.
 
 JSON Lines stores grow by :func:`append_jsonl`, one record per line, flushed and
 fsynced before it returns. A process killed mid-write can leave at most one
@@ -18,7 +22,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import re
+import secrets
+import socket
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Union
 
@@ -29,14 +35,45 @@ PathLike = Union[str, "os.PathLike[str]"]
 __all__ = ["atomic_write_bytes", "atomic_write_text", "append_jsonl", "read_jsonl", "iter_jsonl"]
 
 
-def _default_mode() -> int:
-    # mkstemp makes 0600 files; give the result the mode open() would have given it.
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
 
 
-_FILE_MODE = _default_mode()
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new hidden temp file beside ``path``: (fd, name). Mode 0o666 less the umask, as open() gives."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{_HOST}-{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file beside {path}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _remove_stale_temps(path: Path) -> None:
+    # Temp files of this target left by a process of this host that no longer exists (killed mid-write).
+    prefix = f".{path.name}.{_HOST}-"
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n.endswith(".tmp")]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            try:
+                os.unlink(path.parent / name)
+            except OSError:
+                pass
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -65,13 +102,9 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as fh:
-            try:
-                os.fchmod(fh.fileno(), _FILE_MODE)
-            except (AttributeError, OSError):  # no fchmod on Windows
-                pass
             if _faults.hit("atomic.torn"):  # tests: killed with half the bytes in the temp file
                 fh.write(data[: len(data) // 2])
                 fh.flush()
@@ -87,6 +120,7 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
             pass
         raise
     _fsync_dir(path.parent)
+    _remove_stale_temps(path)
     return path
 
 
