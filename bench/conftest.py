@@ -14,6 +14,7 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "quick: the subset run by `make bench-quick`")
+    config.addinivalue_line("markers", "decode: video decode benchmarks")
 
 
 def sync(device):
