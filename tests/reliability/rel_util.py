@@ -70,3 +70,61 @@ def complete_records(path: Path) -> list[dict]:
     return out
 
 
+
+
+# ----------------------------------------------------------------------------------- forked runs
+
+_PRELOAD = ["torch", "transformers", "openai", "nrvl.kernels", "nrvl.evaluate", "nrvl.judge", "nrvl.models.qwen",
+            "nrvl.data", "nrvl.store", "nrvl.video", "rel_util"]
+_forkserver = None
+
+
+def _forkserver_context():
+    """A multiprocessing forkserver that has imported torch, transformers and nrvl once.
+
+    A fresh ``python eval/run.py`` spends seconds importing; a child forked from this
+    server starts in milliseconds and is still a separate process that SIGKILL ends
+    with no cleanup. The server only imports (it never runs torch ops or threads),
+    so forking it is safe.
+    """
+    global _forkserver
+    if _forkserver is None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(_PRELOAD)
+        _forkserver = ctx
+    return _forkserver
+
+
+def _child_main(argv, env, cwd) -> None:  # runs in the forked child
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    for fd, name in ((1, "child.out"), (2, "child.err")):
+        target = os.open(os.path.join(cwd, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(target, fd)
+        os.close(target)
+    from nrvl import evaluate
+
+    rc = evaluate.main(list(argv), prog="eval/run.py")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
+
+
+def forked_eval(argv, env, cwd, timeout: float = 180) -> tuple[int, str]:
+    """Like :func:`run_eval`, in a process forked from the preloaded server: (exit code, stderr text).
+
+    The exit code is negative for a signal (``-9`` after SIGKILL), as for :func:`run_eval`.
+    """
+    ctx = _forkserver_context()
+    proc = ctx.Process(target=_child_main, args=(list(argv), dict(env), str(cwd)), daemon=True)
+    proc.start()
+    proc.join(timeout)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+        raise TimeoutError(f"eval {argv} did not finish within {timeout} s")
+    err = Path(cwd) / "child.err"
+    return proc.exitcode, err.read_text(errors="replace") if err.exists() else ""
