@@ -22,6 +22,11 @@ Order of work, so that a mistake costs seconds, not hours:
 
 Files go to ``<work-dir>/<model>/<noise or origin>/``; a clean run is named
 ``..._None_None`` as in the original.
+
+A list of noises or ratios (``--noise_name all``, a family such as ``weather``,
+``gaussian,motion_blur``; ``--ratio 0.3,0.6,0.9``) makes the run a sweep
+(:mod:`nrvl.sweep`): one model load, each video decoded once, every
+(noise, ratio) plus the clean run written as separate runs would write them.
 """
 from __future__ import annotations
 
@@ -66,8 +71,10 @@ def build_parser(prog: str = "eval/run.py") -> argparse.ArgumentParser:
     p.add_argument("--judge", default=None, help=f"judge model alias (default {DEFAULT_JUDGE}, as VLMEvalKit), "
                    "e.g. gpt-4o, or exact_matching (offline)")
     p.add_argument("--noise_name", "--noise-name", dest="noise_name", default=None,
-                   help="noise to inject (nrvl.kernels.list_noises()); omit for the clean 'origin' run")
-    p.add_argument("--ratio", type=float, default=None, help="noise ratio in [0, 1] (0.3, 0.6, 0.9 in the paper)")
+                   help="noise to inject (nrvl.kernels.list_noises()); omit for the clean 'origin' run. "
+                   "'all', a family (e.g. weather) or a comma list sweeps them, the clean run included")
+    p.add_argument("--ratio", default=None, help="noise ratio in [0, 1] (0.3, 0.6, 0.9 in the paper); "
+                   "a comma list (0.3,0.6,0.9) sweeps them")
     p.add_argument("--work-dir", "--work_dir", dest="work_dir", default="./outputs", help="output root")
     p.add_argument("--seed", type=int, default=0, help="base seed of every sample's noise")
     p.add_argument("--limit", type=int, default=None, help="only the first N questions (TSV order)")
@@ -142,8 +149,9 @@ def _check_flags(args) -> None:
         raise EvalError(f"unknown --data {args.data!r}; valid: {', '.join(list_datasets())}")
     if args.model not in list_models():
         raise EvalError(f"unknown --model {args.model!r}; valid: {', '.join(list_models())}")
-    if args.ratio is not None and not (0.0 <= args.ratio <= 1.0):
-        raise EvalError(f"--ratio must be in [0, 1], got {args.ratio:g}")
+    from nrvl.sweep import parse_ratios
+
+    parse_ratios(args.ratio)  # a number or a comma list, each in [0, 1]
     if args.noise_name is not None and args.ratio is None:
         raise EvalError(f"--noise_name {args.noise_name} needs --ratio (a fraction in [0, 1], e.g. 0.9)")
     if args.ratio is not None and args.noise_name is None:
@@ -300,13 +308,60 @@ def _model_tag(args) -> str:
     return args.model
 
 
-def run(args) -> RunPaths:
-    """Run one evaluation from parsed flags; returns its paths. Raises :class:`EvalError`."""
+def run(args):
+    """Run one evaluation from parsed flags; returns its paths. Raises :class:`EvalError`.
+
+    Lists in ``--noise_name``/``--ratio`` make it a sweep (:func:`nrvl.sweep.run_sweep`),
+    which returns the paths of every run, the clean one first.
+    """
     info = dist.info_from_env()
     _check_flags(args)
+    from nrvl import sweep
+
+    if sweep.is_sweep(args.noise_name, args.ratio):
+        return sweep.run_sweep(args, info)
+    args.ratio = sweep.parse_ratios(args.ratio)[0] if args.ratio is not None else None
     _check_noise(args.noise_name)  # imports torch (nrvl.kernels)
     _quiet_libraries(args.verbose)
+    setup = _setup(args, info)
+    nframe, data_tag, judge_name = setup.nframe, setup.data_tag, setup.judge_name
+    paths = run_paths(args.work_dir, _model_tag(args), data_tag, args.noise_name, args.ratio, judge_name)
 
+    if args.mode != "eval":
+        _run_inference(args, info, setup.device, setup.samples, nframe, data_tag, paths)
+    if not info.is_main:
+        return paths
+    table = setup.dataset.rows(args.limit)
+    if args.mode != "eval":
+        _merge(args, nframe, data_tag, paths, table)
+    if judge_name:
+        _judge_and_rate(paths, table, setup.judge, judge_name)
+    return paths
+
+
+@dataclass
+class Setup:
+    """What every run of one command shares, ready before any inference.
+
+    Attributes:
+        nframe: frames per sample; ``data_tag`` the data part of file names.
+        judge_name: the judge (None with ``--mode infer``); ``judge`` built and
+            checked on rank 0 (None on other ranks).
+        device: the model's torch device.
+        dataset: the loaded dataset; ``samples`` its first ``--limit`` samples.
+    """
+
+    nframe: int
+    data_tag: str
+    judge_name: Optional[str]
+    judge: object
+    device: str
+    dataset: object
+    samples: list
+
+
+def _setup(args, info) -> Setup:
+    """Device and process group; rank 0 makes the dataset and checks the judge; every rank checks the videos."""
     from nrvl.data import DatasetError, get_spec, load_dataset, prepare_dataset
 
     spec = get_spec(args.data)
@@ -314,7 +369,6 @@ def run(args) -> RunPaths:
     data_tag = args.data if nframe == spec.nframe else f"{args.data}_{nframe}frame"
     needs_judge = args.mode in ("all", "eval")
     judge_name = (args.judge or DEFAULT_JUDGE) if needs_judge else None
-    paths = run_paths(args.work_dir, _model_tag(args), data_tag, args.noise_name, args.ratio, judge_name)
 
     device = dist.device_for(info, args.device)
     from nrvl.models import get_manifest
@@ -342,18 +396,7 @@ def run(args) -> RunPaths:
     except DatasetError as e:
         error = _one_line(e)
     _collective(error, info)
-    samples = dataset.samples(args.limit)
-
-    if args.mode != "eval":
-        _run_inference(args, info, device, samples, nframe, data_tag, paths)
-    if not info.is_main:
-        return paths
-    table = dataset.rows(args.limit)
-    if args.mode != "eval":
-        _merge(args, nframe, data_tag, paths, table)
-    if needs_judge:
-        _judge_and_rate(paths, table, judge, judge_name)
-    return paths
+    return Setup(nframe, data_tag, judge_name, judge, device, dataset, dataset.samples(args.limit))
 
 
 def _build_judge(args, judge_name: str):

@@ -74,6 +74,27 @@ class VideoModel(ABC):
         """
         return list(batch)
 
+    def load_clip(self, request: ModelRequest) -> Any:
+        """Decode and resize one sample's frames, before any noise (what a sweep decodes once).
+
+        The result must depend only on ``request.video_path``, ``request.nframe`` and
+        the adapter's settings, so one result serves every question of a video and
+        every (noise, ratio); :meth:`prepare_clips` must not modify it. The default
+        returns None: the adapter has no such split and :meth:`prepare_clips`
+        decodes again. May run in a worker thread.
+
+        Raises:
+            nrvl.video.VideoDecodeError: the video cannot be decoded.
+        """
+        return None
+
+    def prepare_clips(self, batch: Sequence[ModelRequest], clips: Sequence[Any]) -> Any:
+        """:meth:`prepare` from clips :meth:`load_clip` returned (noise, processor); same result.
+
+        The default ignores ``clips`` and calls :meth:`prepare`.
+        """
+        return self.prepare(batch)
+
     @abstractmethod
     def generate(self, batch: Any) -> list[str]:
         """Answer every request of the batch.

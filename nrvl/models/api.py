@@ -154,7 +154,16 @@ class OpenAIVideoModel(VideoModel):
     def prepare(self, batch: Sequence[ModelRequest]) -> list[list[dict]]:
         """The chat messages of each request: decode, JPEG round trip, noise, encode."""
         batch = list(batch)
-        clips = corrupt_clips([self.frames(r) for r in batch], batch)
+        return self.prepare_clips(batch, [self.frames(r) for r in batch])
+
+    def load_clip(self, request: ModelRequest):
+        """The clean frames, JPEG round trip included: uint8 ``[n, 3, H, W]`` (CPU)."""
+        return self.frames(request)
+
+    def prepare_clips(self, batch: Sequence[ModelRequest], clips: Sequence) -> list[list[dict]]:
+        """The chat messages from :meth:`load_clip` results (left unmodified): noise, encode."""
+        batch = list(batch)
+        clips = corrupt_clips(list(clips), batch)
         messages = []
         for req, clip in zip(batch, clips):
             b64 = [encode_frame(f, self.img_size) for f in clip]

@@ -156,12 +156,20 @@ class QwenVL(VideoModel):
 
     def prepare(self, batch: Sequence[ModelRequest]) -> QwenBatch:
         """Decode, resize, corrupt and run the processor for a batch."""
+        batch = list(batch)
+        return self.prepare_clips(batch, [self._frames(req) for req in batch])
+
+    def load_clip(self, request: ModelRequest):
+        """The decoded, resized, clean frames: ``(uint8 [n, 3, h, w] on the model's device, VideoInfo, indices)``."""
+        return self._frames(request)
+
+    def prepare_clips(self, batch: Sequence[ModelRequest], loaded: Sequence) -> QwenBatch:
+        """Corrupt and run the processor on :meth:`load_clip` results (which are left unmodified)."""
         from transformers.video_utils import VideoMetadata
 
         batch = list(batch)
         clips, metas, indices = [], [], []
-        for req in batch:
-            frames, info, idx = self._frames(req)
+        for frames, info, idx in loaded:
             clips.append(frames)
             indices.append(idx)
             metas.append(VideoMetadata(total_num_frames=info.num_frames, fps=info.fps, frames_indices=idx,
