@@ -293,23 +293,15 @@ def snow_field_torch(key: torch.Tensor, ch: int, cw: int, Hz: int, Wz: int, sy: 
                      mean: float, std: float, threshold: float) -> torch.Tensor:
     """Flakes before the motion blur, float32 ``[M, Hz, Wz]``: N(mean, std) on a
     ``ch x cw`` grid (element ``r*cw + c`` of the frame's key), bilinearly zoomed
-    (``align_corners``, scipy ``zoom(order=1)``), zero below ``threshold``, clipped to [0, 1]."""
-    dev = key.device
-    n = rng.normal(key[:, None, None, :], torch.arange(ch * cw, dtype=torch.int32, device=dev).reshape(ch, cw))
-    v = mean + std * n  # [M, ch, cw]
-    fy = torch.arange(Hz, dtype=torch.float32, device=dev) * torch.tensor(sy, dtype=torch.float32)
-    fx = torch.arange(Wz, dtype=torch.float32, device=dev) * torch.tensor(sx, dtype=torch.float32)
-    y0 = fy.floor().to(torch.int64).clamp_max(ch - 1)
-    x0 = fx.floor().to(torch.int64).clamp_max(cw - 1)
-    wy = (fy - y0.to(torch.float32))[:, None]
-    wx = fx - x0.to(torch.float32)
-    y1, x1 = (y0 + 1).clamp_max(ch - 1), (x0 + 1).clamp_max(cw - 1)
-    top, bot = v.index_select(1, y0), v.index_select(1, y1)  # [M, Hz, cw]
-    col = top + (bot - top) * wy
-    c0, c1 = col.index_select(2, x0), col.index_select(2, x1)
-    val = c0 + (c1 - c0) * wx
-    val = torch.where(val < threshold, torch.zeros_like(val), val)
-    return val.clamp_(0.0, 1.0)
+    (``align_corners``, scipy ``zoom(order=1)``), zero below ``threshold``, clipped to [0, 1].
+
+    ``sy``, ``sx`` (the zoom's source step) are implied by the sizes here; they are
+    the Triton kernel's arguments and kept for a common signature.
+    """
+    n = rng.normal(key[:, None, None, :], torch.arange(ch * cw, dtype=torch.int32, device=key.device).reshape(ch, cw))
+    v = (mean + std * n)[:, None]  # [M, 1, ch, cw]
+    val = torch.nn.functional.interpolate(v, size=(Hz, Wz), mode="bilinear", align_corners=True)[:, 0]
+    return val.masked_fill_(val < threshold, 0.0).clamp_(0.0, 1.0)
 
 
 def _fft_size(n: int) -> int:
@@ -390,11 +382,11 @@ def _snow(x, fp, *, mean, std, zoom, threshold, radius, sigma, blend):
     H, W = x.shape[-2:]
     s = snow_layer(fp["key"], fp["angle"], H, W, mean=mean, std=std, zoom=zoom, threshold=threshold,
                    radius=radius, sigma=sigma).to(x.dtype)
-    x = x / 255.0
+    # ImageNet-C on [0, 1], written on 0..255: blend*x + (1-blend)*max(x, 1.5*gray + 0.5) + S + rot180(S).
     gray = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]  # cv2 RGB2GRAY
-    x = blend * x + (1.0 - blend) * torch.maximum(x, gray * 1.5 + 0.5)
-    x = x + (s + s.flip(-1, -2))[:, None]  # the layer and its 180-degree rotation
-    return x.clamp_(0.0, 1.0).mul_(255.0)
+    lifted = torch.maximum(x, gray.mul_(1.5).add_(127.5))
+    flakes = (s + s.flip(-1, -2)).mul_(255.0)[:, None]  # the layer and its 180-degree rotation
+    return (x * blend).add_(lifted, alpha=1.0 - blend).add_(flakes).clamp_(0.0, 255.0)
 
 
 register_frame_noise(

@@ -11,11 +11,11 @@ Two kernels, each one program per tile of one frame:
   ``w_i * field[y - dy_i, x - dx_i]`` (zero outside the field) for each output pixel.
 
 References: ``nrvl.kernels.weather.snow_field_torch`` and ``snow_blur_torch``.
-How close: uniforms and integer maths are bit-identical, but Box-Muller's
+How close: the uniforms and integer maths are bit-identical, but Box-Muller's
 ``log``/``cos`` differ by about one float32 ulp between Triton (or NumPy in the
-interpreter) and torch, and the torch blur is an FFT convolution; the blurred
-layers agree to ~1e-6, so after the reference's quantization to 1/255 a rare
-pixel lands one level apart.
+interpreter) and torch, the torch zoom is ``F.interpolate`` (the same weights in
+another order) and the torch blur an FFT convolution. The layers agree to ~1e-6,
+so after the reference's quantization to 1/255 a rare pixel lands one level apart.
 
 Memory traffic: the field kernel writes ``Hz*Wz`` floats per frame and reads
 nothing; the blur reads ``K`` (25) field values per output pixel (cached tiles)
