@@ -8,6 +8,10 @@ meaningless**), a noise (``gaussian`` at ratio 0.9 by default) and the offline
 ``--judge gpt-4o`` grades with GPT-4o instead (needs ``OPENAI_API_KEY``).
 
 Any other ``eval/run.py`` flag can be added, e.g. ``--noise_name motion_blur``.
+
+``--sweep`` runs a small sweep instead (:mod:`nrvl.sweep`: the clean run plus
+``gaussian,motion_blur,frame_drop`` x ``0.3,0.6,0.9`` in one process, one model
+load, each clip decoded once) and then ``nrvl report`` on its work dir.
 """
 from __future__ import annotations
 
@@ -17,27 +21,43 @@ import time
 from typing import Optional, Sequence
 
 
+SINGLE = ("gaussian", "0.9")
+SWEEP = ("gaussian,motion_blur,frame_drop", "0.3,0.6,0.9")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nrvl.demo", description=__doc__.split("\n\n")[1],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                allow_abbrev=False)  # else --mode would be taken for --model
     p.add_argument("--model", default="tiny-qwen2.5-vl")
-    p.add_argument("--noise_name", "--noise-name", dest="noise_name", default="gaussian")
-    p.add_argument("--ratio", type=float, default=0.9)
+    p.add_argument("--noise_name", "--noise-name", dest="noise_name", default=None,
+                   help=f"default {SINGLE[0]}; with --sweep {SWEEP[0]}")
+    p.add_argument("--ratio", default=None, help=f"default {SINGLE[1]}; with --sweep {SWEEP[1]}")
+    p.add_argument("--sweep", action="store_true", help="a sweep of noises x ratios, then the report")
     p.add_argument("--judge", default="exact_matching", help="exact_matching (offline) or e.g. gpt-4o")
     p.add_argument("--work-dir", dest="work_dir", default="./outputs/demo")
     args, rest = p.parse_known_args(argv)
+    noise, ratio = SWEEP if args.sweep else SINGLE
+    noise, ratio = args.noise_name or noise, args.ratio or ratio
 
-    from nrvl import evaluate
+    from nrvl import evaluate, sweep
 
     eval_argv = ["--data", "MMBench_Video_demo", "--model", args.model, "--judge", args.judge,
-                 "--noise_name", args.noise_name, "--ratio", str(args.ratio), "--work-dir", args.work_dir, *rest]
+                 "--noise_name", noise, "--ratio", str(ratio), "--work-dir", args.work_dir, *rest]
     start = time.perf_counter()
     rc = evaluate.main(eval_argv, prog="python -m nrvl.demo")
     if rc != 0:
         return rc
+    if sweep.is_sweep(noise, ratio):  # --sweep, or lists given without it
+        from nrvl import report
+
+        rc = report.main([args.work_dir])
+        print(f"\nNRVL demo sweep done in {time.perf_counter() - start:.1f} s"
+              + (" (tiny random model: the answers are meaningless)" if args.model == "tiny-qwen2.5-vl" else ""))
+        return rc
     eargs = evaluate.build_parser().parse_args(eval_argv)
-    paths = evaluate.run_paths(eargs.work_dir, args.model, "MMBench_Video_demo", eargs.noise_name, eargs.ratio,
-                               args.judge)
+    paths = evaluate.run_paths(eargs.work_dir, args.model, "MMBench_Video_demo", eargs.noise_name,
+                               sweep.parse_ratios(eargs.ratio)[0], args.judge)
     note = " (tiny random model: the answers are meaningless)" if args.model == "tiny-qwen2.5-vl" else ""
     print(f"\nNRVL demo done in {time.perf_counter() - start:.1f} s{note}")
     print(f"  predictions: {paths.predictions}")

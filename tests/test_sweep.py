@@ -375,6 +375,23 @@ def test_report_over_a_sweep_lists_every_noise_and_ratio(swept, tmp_path):
     assert "sweep.json" not in problems and "unfinished" not in problems
 
 
+def test_demo_sweep_runs_the_sweep_then_the_report(tmp_path, capsys):
+    from nrvl import demo
+
+    work = tmp_path / "demo"
+    assert demo.main(["--sweep", "--noise_name", "gaussian", "--ratio", "0.3,0.9", "--limit", "2",
+                      "--work-dir", str(work)]) == 0
+    said = capsys.readouterr()
+    assert "index.html" in said.out + said.err and "demo sweep done" in said.out
+    assert (work / "report" / "index.html").is_file()
+    assert len((work / "report" / "summary.tsv").read_text().splitlines()) == 1 + 2
+    # Without --sweep it is the single run it always was; the path it prints is the run's own.
+    assert demo.main(["--ratio", "0.90", "--limit", "1", "--mode", "infer", "--work-dir", str(work)]) == 0
+    out = capsys.readouterr().out
+    printed = Path(re.search(r"predictions: (\S+)", out)[1])
+    assert printed.name == f"{stem('gaussian', 0.9)}.tsv" and printed.is_file()
+
+
 # ------------------------------------------------------------------------------------ torchrun
 
 @pytest.mark.slow
