@@ -147,7 +147,7 @@ def _spread(v, b: torch.Tensor, idx: torch.Tensor, T: int):
 def register_frame_noise(name: str, *, family: str, description: str, transform: Callable,
                          draw: Callable | None = None, defaults: Mapping | None = None,
                          frame_mode: str = "selected", severities=None, pointwise: bool = True,
-                         **extras) -> NoiseSpec:
+                         compilable: bool = True, **extras) -> NoiseSpec:
     """Register a noise that transforms the chosen frames one by one (each independently).
 
     Args:
@@ -156,6 +156,8 @@ def register_frame_noise(name: str, *, family: str, description: str, transform:
             params flattened to ``[M, ...]``, ``p`` the noise's parameters. Returns
             float frames of the same shape (clamping and rounding are done after).
         draw: ``draw(ctx, frame_idx, **p) -> dict`` of per-frame tensors ``[B, n, ...]``.
+        compilable: False for transforms that ``torch.compile`` must not trace (codec calls,
+            Triton launches, FFTs it handles badly); they always run eagerly.
     """
 
     def sample(ctx: Context, **p) -> dict:
@@ -180,14 +182,16 @@ def register_frame_noise(name: str, *, family: str, description: str, transform:
         if B * n == 0 or C * H * W == 0:
             return video if inplace else video.clone()
         b = torch.arange(B, device=video.device)[:, None]
-        if pointwise and use_compiled(video.device, video.numel()):
+        if pointwise and compilable and use_compiled(video.device, video.numel()):
             fp = {k: _spread(v, b, idx, T) for k, v in _flat_frame_params(params, B, n).items()}
             fn = maybe_compiled(masked_kernel, video.device, video.numel())
             y = fn(video.reshape(B * T, C, H, W), fp, params["frames"].reshape(B * T), p).reshape(video.shape)
             return video.copy_(y) if inplace else y
         out = video if inplace else video.clone()
         sel = video[b, idx].reshape(B * n, C, H, W)
-        fn = maybe_compiled(kernel, video.device, sel.numel())
+        # Non-pointwise noises compile on CUDA (or with "always") only: on CPU their compile
+        # takes 10-25 s at 720p for a modest gain.
+        fn = maybe_compiled(kernel, video.device, 0) if compilable else kernel
         y = fn(sel, _flat_frame_params(params, B, n), p)
         out[b, idx] = y.reshape(B, n, C, H, W)
         return out
