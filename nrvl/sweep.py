@@ -18,15 +18,19 @@ flags and one (noise, ratio): the same per-sample seeds
 (``derive_seed(seed, video, index, noise, ratio)``), the same per-run store
 (``<stem>.rank<r>.jsonl``, same fingerprint, so a sweep resumes from single runs
 and the other way round), the same predictions, judge cache, score and rating
-files in the same folders. Batches hold the same samples as a single run's
-batches (a batch of questions is run through every variant before the next
-batch is decoded), so even batched bf16 generation matches.
+files in the same folders. A batch of questions is run through every variant
+before the next batch is decoded, so in a fresh sweep each run gets exactly a
+single run's batches (batched bf16 generation matches too); a resumed sweep
+batches the questions still missing, as a resumed single run does.
 
 The judge is shared (:class:`SharedJudge`): a (question, answer, prediction)
 triple that several runs produce (a noise that leaves an answer unchanged) is
 sent to the judge once; every run still gets the reply in its own judge cache,
-score table and rating. Replies cached by earlier runs of the same runs are
-reused, so a resumed sweep asks nothing twice.
+score table and rating. The replies already in the runs' judge caches are
+loaded first, so a resumed sweep asks nothing twice.
+
+A video that fails to decode fails its questions in every run (stored as
+failed with an empty prediction, retried by the next run), and is tried once.
 
 Besides the runs' files, rank 0 writes ``<work-dir>/<model>/<model>_<data>_sweep.json``:
 the runs, and counts for ``bench/`` (model loads per process, decodes per

@@ -334,7 +334,8 @@ def test_lists_expand_families_and_all_in_registry_order():
 
 
 BAD = [
-    (["--noise_name", "gaussian,,frame_drop", "--ratio", "0.3"], r"--noise_name 'gaussian,,frame_drop' has an empty item"),
+    (["--noise_name", "gaussian,,frame_drop", "--ratio", "0.3"],
+     r"--noise_name 'gaussian,,frame_drop' has an empty item"),
     (["--noise_name", "gaussian,gausian", "--ratio", "0.3"],
      r"unknown --noise_name 'gausian'; valid: all, a family \(quality, .*\) or a noise \(gaussian, .*\)"),
     (["--noise_name", "wether", "--ratio", "0.3,0.6"], r"unknown --noise_name 'wether'"),
