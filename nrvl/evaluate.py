@@ -165,6 +165,27 @@ def _check_flags(args) -> None:
         raise EvalError("--model openai-compatible needs --api-model (the model name the endpoint serves)")
 
 
+def _check_work_dir(work_dir) -> None:
+    """Fail now, not after inference, when ``--work-dir`` cannot be written.
+
+    Probes the folder, or its nearest existing ancestor, by making and removing a
+    directory (``os.access`` is not enough: root passes it where the kernel still
+    refuses, as on a read-only mount). Leaves nothing behind.
+    """
+    import tempfile
+
+    path = Path(work_dir).absolute()
+    where = path
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    if not where.is_dir():
+        raise EvalError(f"--work-dir {work_dir}: {where} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".nrvl-write-probe-", dir=where))
+    except OSError as e:
+        raise EvalError(f"--work-dir {work_dir}: cannot write in {where} ({e.strerror or e})") from None
+
+
 def _check_noise(name: Optional[str]) -> None:
     if name is None:
         return
@@ -316,6 +337,7 @@ def run(args):
     """
     info = dist.info_from_env()
     _check_flags(args)
+    _check_work_dir(args.work_dir)
     from nrvl import sweep
 
     if sweep.is_sweep(args.noise_name, args.ratio):
@@ -484,7 +506,10 @@ def _judge_and_rate(paths, table, judge, judge_name) -> None:
 
     if not paths.predictions.is_file():
         raise EvalError(f"no predictions at {paths.predictions}; run with --mode infer (or all) first")
-    preds = read_predictions(paths.predictions)
+    try:
+        preds = read_predictions(paths.predictions)
+    except ValueError as e:  # not UTF-8, empty, not a TSV (pandas' errors are ValueErrors)
+        raise EvalError(f"cannot read the predictions {paths.predictions}: {_one_line(e)}") from None
     if "prediction" not in preds.columns:
         raise EvalError(f"{paths.predictions} has no 'prediction' column")
     have = {key_of(i) for i in preds["index"]}
