@@ -119,6 +119,11 @@ def check_out_dir(path: str, force: bool) -> Path:
             raise CommandError(f"--out: {path} exists and is not a folder")
         if any(p.iterdir()) and not force:
             raise CommandError(f"--out: folder {path} exists and is not empty (use --force to replace it)")
+    above = p.absolute().parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise CommandError(f"--out: {path} cannot be made, {above} is a file, not a folder")
     return p
 
 

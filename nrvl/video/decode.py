@@ -233,6 +233,8 @@ def _torchcodec_reason(e: Exception) -> str:
     text = str(e)
     if "best video stream" in text or "No valid stream" in text:
         return "no decodable video stream"
+    if "Could not seek file to pts=0" in text:  # the scan at open finds no packet at all
+        return "the video stream has no frames"
     return text.split("This should never happen")[0]
 
 
