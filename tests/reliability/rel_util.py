@@ -128,3 +128,29 @@ def forked_eval(argv, env, cwd, timeout: float = 180) -> tuple[int, str]:
         raise TimeoutError(f"eval {argv} did not finish within {timeout} s")
     err = Path(cwd) / "child.err"
     return proc.exitcode, err.read_text(errors="replace") if err.exists() else ""
+
+
+# ----------------------------------------------------------------------------------- corrupted-frame fingerprints
+
+def clip_digests(clips, requests) -> list[dict]:
+    """One record per corrupted clip: question index, shape and sha256 of its uint8 bytes."""
+    out = []
+    for clip, req in zip(clips, requests):
+        c = clip.detach().contiguous().cpu()
+        out.append({"index": int(req.index), "shape": list(c.shape),
+                    "sha256": hashlib.sha256(c.numpy().tobytes()).hexdigest()})
+    return out
+
+
+def install_frame_recorder(sink) -> None:
+    """Wrap ``nrvl.models.qwen.corrupt_clips`` so every corrupted clip's digest goes to ``sink(records)``."""
+    import nrvl.models.qwen as qwen
+
+    real = qwen.corrupt_clips
+
+    def recording(clips, requests):
+        out = real(clips, requests)
+        sink(clip_digests(out, requests))
+        return out
+
+    qwen.corrupt_clips = recording
