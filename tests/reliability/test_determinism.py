@@ -119,12 +119,7 @@ def read_predictions_bytes(data: bytes):
         {"index": "int64"})
 
 
-@pytest.mark.parametrize("world, batch", [(2, 4), (3, 1)], ids=["world2-batch4", "world3-batch1"])
+@pytest.mark.parametrize("world, batch", [(2, 1), (2, 4), (3, 1), (3, 4)],
+                         ids=["world2-batch1", "world2-batch4", "world3-batch1", "world3-batch4"])
 def test_torchrun_world_sizes(world, batch, tmp_path, cache_dir, reference):
-    check_same(tmp_path / "w", run_torchrun(tmp_path / "w", world, batch, cache_dir, tmp_path), reference)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("world, batch", [(2, 1), (3, 4)], ids=["world2-batch1", "world3-batch4"])
-def test_torchrun_world_sizes_other_batches(world, batch, tmp_path, cache_dir, reference):
     check_same(tmp_path / "w", run_torchrun(tmp_path / "w", world, batch, cache_dir, tmp_path), reference)
