@@ -1,0 +1,75 @@
+"""Blur and digital families (issue 3): one 8-frame 720p uint8 clip at ratio 0.9, eager, and the glass shuffle.
+
+Targets (shown here, never asserted): <= 1.5 s median per noise on a 2-core CPU,
+<= 1 ms per clip on an H100. ``test_glass_shuffle`` reports the shuffle's
+throughput as GB/s of frame data moved (read + write of the float frames): the
+torch reference also materialises about 40 B of int32/int64 temporaries per
+pixel (bits, table entries, two coordinate maps, the gather index); the Triton
+kernel reads 4 B of table per pixel (cached) and the C source values, and
+writes C values. ``-m quick`` runs the CPU subset.
+"""
+from __future__ import annotations
+
+import nrvl.kernels as K
+import pytest
+import torch
+from conftest import DEVICES, natural_clip, sync
+from nrvl.kernels import blur
+from nrvl.kernels import random as rng
+
+NAMES = ["gaussian_blur", "motion_blur", "defocus_blur", "glass_blur", "zoom_blur", "jpeg_artifact",
+         "elastic", "resolution_degrade", "stretch_squish", "edge_sawtooth"]
+_clips: dict = {}
+
+
+def clip(device):
+    if device not in _clips:
+        _clips[device] = natural_clip(T=8, device=device)
+    return _clips[device]
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", NAMES)
+def test_family_noise_8_frames(benchmark, name, device):
+    video = clip(device)
+    K.set_compile("never")
+    try:
+        def call():
+            out = K.corrupt(video, name, 0.9, seed=0)
+            sync(device)
+            return out
+
+        call()  # warm-up: tables, FFT plans, Triton compilation
+        benchmark.group = f"blur-digital-{device}-8f-eager"
+        benchmark.extra_info.update(noise=name, device=str(device), frames=8, chosen=7, height=720, width=1280)
+        benchmark.pedantic(call, rounds=5 if device == "cpu" else 50, iterations=1, warmup_rounds=1)
+    finally:
+        K.set_compile("auto")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_glass_shuffle(benchmark, device):
+    frames = clip(device)[:7].float()  # the 7 chosen frames, as the transform sees them
+    M = frames.shape[0]
+    key = rng.keys(torch.tensor([0]), "glass_blur/shuffle", torch.arange(M)[None]).reshape(M, 2).to(device)
+    table = blur.glass_offset_table(4, 2, device)
+    if device == "cuda":
+        from nrvl.kernels.triton.glass import glass_shuffle_triton as shuffle
+    else:
+        shuffle = blur.glass_shuffle_reference
+
+    def call():
+        out = shuffle(frames, key, table)
+        sync(device)
+        return out
+
+    call()
+    benchmark.group = f"glass-shuffle-{device}"
+    benchmark.extra_info.update(device=str(device), impl="triton" if device == "cuda" else "torch",
+                                bytes_moved=2 * frames.numel() * frames.element_size())
+    stats = benchmark.pedantic(call, rounds=5 if device == "cpu" else 50, iterations=1, warmup_rounds=1)
+    del stats
+    mean = benchmark.stats.stats.mean if benchmark.stats else None
+    if mean:
+        benchmark.extra_info["GB/s"] = round(2 * frames.numel() * frames.element_size() / mean / 1e9, 2)
