@@ -4,7 +4,6 @@ same folder the other test modules use), a hermetic environment, and an OpenAI-c
 from __future__ import annotations
 
 import pytest
-
 from rel_util import CANARY_KEY, hash_rule
 
 

@@ -10,7 +10,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from rel_util import install_frame_recorder  # noqa: E402
+from rel_util import install_frame_recorder
 
 
 def _sink(records):

@@ -144,7 +144,7 @@ def clip_digests(clips, requests) -> list[dict]:
 
 def install_frame_recorder(sink) -> None:
     """Wrap ``nrvl.models.qwen.corrupt_clips`` so every corrupted clip's digest goes to ``sink(records)``."""
-    import nrvl.models.qwen as qwen
+    from nrvl.models import qwen
 
     real = qwen.corrupt_clips
 

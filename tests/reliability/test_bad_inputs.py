@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_data import HEADER, build_hub
 
 import nrvl.data.mmbench as mmb
 from nrvl import cli
-from test_data import HEADER, build_hub
 
 EVAL = ["eval", "--data", "MMBench_Video_demo", "--model", "tiny-qwen2.5-vl", "--judge", "exact_matching"]
 HUB_EVAL = ["eval", "--data", "MMBench_Video_8frame_nopack", "--model", "tiny-qwen2.5-vl", "--judge", "exact_matching"]

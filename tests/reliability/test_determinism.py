@@ -10,12 +10,12 @@ import subprocess
 import sys
 
 import pytest
+from rel_util import DEMO, REPO, STEM, install_frame_recorder, subprocess_env
+from test_data import build_hub
 
 import nrvl.data.mmbench as mmb
 from nrvl import evaluate
 from nrvl.store import read_predictions
-from rel_util import DEMO, REPO, STEM, install_frame_recorder, subprocess_env
-from test_data import build_hub
 
 NOISE = ["--noise_name", "impulse", "--ratio", "0.6"]  # per-pixel random draws: any seed slip shows
 STEM_SHOT = STEM.replace("gaussian_0.9", "impulse_0.6")
@@ -23,7 +23,7 @@ STEM_SHOT = STEM.replace("gaussian_0.9", "impulse_0.6")
 
 def run_in_process(work, batch, monkeypatch, data=DEMO):
     records = []
-    import nrvl.models.qwen as qwen
+    from nrvl.models import qwen
 
     monkeypatch.setattr(qwen, "corrupt_clips", qwen.corrupt_clips)  # restored after the test
     install_frame_recorder(records.extend)

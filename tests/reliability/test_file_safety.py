@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
+from rel_util import REPO
 
 from nrvl.atomic import append_jsonl, atomic_write_bytes, atomic_write_text
-from rel_util import REPO
 
 
 @pytest.fixture(params=[0o022, 0o002, 0o077], ids=["umask022", "umask002", "umask077"])

@@ -11,13 +11,13 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+from judge_server import FakeJudgeServer, parse_user_prompt
+from rel_util import CANARY_KEY, DEMO, hash_rule
 
 import nrvl.judge as judge_mod
-from judge_server import FakeJudgeServer, parse_user_prompt
 from nrvl import evaluate
 from nrvl.rating import COARSE_DIMS, L3_DIMS, MMV_DIMENSIONS
 from nrvl.store import read_predictions, write_predictions
-from rel_util import CANARY_KEY, DEMO, hash_rule
 
 TRANSIENT = {"429", "500", "slow", "badjson", "empty"}  # retried; "prose" is a final (non-integer) reply
 TIMEOUT_S = 0.5  # client timeout; a "slow" fault answers after SLOW_S

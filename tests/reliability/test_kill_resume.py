@@ -6,19 +6,27 @@ file with a result's name hold anything but the finished result.
 """
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-
-from rel_util import (CANARY_KEY, DEMO, NOISE, REPO, STEM, complete_records, forked_eval, run_eval, start_eval,
-                      subprocess_env)
-from nrvl import evaluate
+from rel_util import (
+    CANARY_KEY,
+    DEMO,
+    NOISE,
+    REPO,
+    STEM,
+    complete_records,
+    forked_eval,
+    run_eval,
+    start_eval,
+    subprocess_env,
+)
 from test_eval_e2e import prepared_indices  # noqa: F401 - fixture: indices the model prepares
+
+from nrvl import evaluate
 
 LIMIT = 6
 JUDGE = "gpt-4o"

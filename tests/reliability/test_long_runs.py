@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import pytest
-
 from rel_util import REPO, subprocess_env
 
 MB = 1 << 20

@@ -18,11 +18,11 @@ import pickletools
 from pathlib import Path
 
 import pytest
+from rel_util import CANARY_KEY, DEMO, NOISE, REPO, run_eval, subprocess_env
 
 import nrvl.data.mmbench as mmb
 from nrvl import evaluate
 from nrvl.data import DatasetError
-from rel_util import CANARY_KEY, DEMO, NOISE, REPO, run_eval, subprocess_env
 
 SOURCE_DIRS = ("nrvl", "kernels", "eval", "bench")
 ALLOWED_UNPICKLING = {("nrvl/data/mmbench.py", "pickle.Unpickler")}  # NoGlobalsUnpickler's base class
@@ -46,7 +46,6 @@ def assert_no_canary(*roots: Path, texts=()):
 
 def test_canary_key_from_the_environment_never_reaches_files_or_logs(tmp_path, cache_dir, demo_ready):
     from judge_server import FakeJudgeServer
-
     from rel_util import hash_rule
 
     work, tmp, hf = tmp_path / "work", tmp_path / "tmpdir", tmp_path / "hf"
@@ -83,7 +82,6 @@ def test_canary_key_in_process_logs_and_objects(tmp_path, demo_ready, caplog, ca
     import logging
 
     from judge_server import FakeJudgeServer
-
     from rel_util import hash_rule
 
     monkeypatch.setenv("OPENAI_API_KEY", CANARY_KEY)
@@ -137,9 +135,7 @@ class _Scanner(ast.NodeVisitor):
     def check(self, node, name):
         if name is None:
             return
-        if name in FORBIDDEN_CALLS and isinstance(node, ast.Call):
-            self.found.append((node.lineno, name))
-        elif name in FORBIDDEN_LOADERS:
+        if name in FORBIDDEN_CALLS and isinstance(node, ast.Call) or name in FORBIDDEN_LOADERS:
             self.found.append((node.lineno, name))
         elif name == "numpy.load" and isinstance(node, ast.Call) and any(
                 k.arg == "allow_pickle" and not (isinstance(k.value, ast.Constant) and k.value.value is False)
