@@ -42,7 +42,7 @@ def _contrast(x, fp, *, factor):
 
 register_frame_noise(
     "contrast", family="lighting", transform=_contrast, draw=_contrast_draw,
-    defaults={"factor": None}, pointwise=False,
+    defaults={"factor": None},  # per-frame means: a reduction the fused kernel folds in
     description="per-frame contrast around the channel means, factor u~U(-5,5) (u<0: -1/u)",
     severities=[{"factor": c} for c in (0.4, 0.3, 0.2, 0.1, 0.05)],
 )
