@@ -101,7 +101,7 @@ def _gaussian_blur(x, fp, *, kernel_size, sigma):
 
 
 register_frame_noise(
-    "gaussian_blur", family="blur", transform=torch.compiler.disable(_gaussian_blur),
+    "gaussian_blur", family="blur", transform=_gaussian_blur, compilable=False,
     draw=_validating_draw(_check_gaussian),
     defaults={"kernel_size": 101, "sigma": 20.0}, pointwise=False, deterministic=True,
     description="101x101 Gaussian blur, sigma 20, zero padding (darkened 50-px border)",
@@ -151,7 +151,7 @@ def _motion_blur(x, fp, *, kernel_size, angle):
 
 
 register_frame_noise(
-    "motion_blur", family="blur", transform=torch.compiler.disable(_motion_blur),
+    "motion_blur", family="blur", transform=_motion_blur, compilable=False,
     draw=_validating_draw(_check_motion),
     defaults={"kernel_size": 101, "angle": 45.0}, pointwise=False, deterministic=True,
     description="101-px line blur at 45 degrees (72 cells of 1/72), zero padding",
@@ -189,7 +189,7 @@ def _defocus_blur(x, fp, *, radius, alias_blur):
 
 
 register_frame_noise(
-    "defocus_blur", family="blur", transform=torch.compiler.disable(_defocus_blur),
+    "defocus_blur", family="blur", transform=_defocus_blur, compilable=False,
     draw=_validating_draw(_check_defocus),
     defaults={"radius": 10, "alias_blur": 0.5}, pointwise=False, deterministic=True,
     description="disk blur radius 10 (anti-aliased, sigma 0.5), reflect-101 borders",
@@ -381,7 +381,7 @@ def _glass_blur(x, fp, *, sigma, max_delta, iterations):
 
 
 register_frame_noise(
-    "glass_blur", family="blur", transform=torch.compiler.disable(_glass_blur), draw=_glass_draw,
+    "glass_blur", family="blur", transform=_glass_blur, compilable=False, draw=_glass_draw,
     defaults={"sigma": 1.5, "max_delta": 4, "iterations": 2}, pointwise=False,
     description="Gaussian 1.5, local pixel shuffle (offsets up to 4, 2 sweeps), Gaussian 1.5",
     severities=[{"sigma": s, "max_delta": d, "iterations": n}
@@ -435,7 +435,7 @@ def _zoom_blur(x, fp, *, zooms):
 
 
 register_frame_noise(
-    "zoom_blur", family="blur", transform=torch.compiler.disable(_zoom_blur),
+    "zoom_blur", family="blur", transform=_zoom_blur, compilable=False,
     draw=_validating_draw(_check_zoom),
     defaults={"zooms": (1.0, 1.31, 0.03)}, pointwise=False, deterministic=True,
     description="mean of the frame and its centre zooms 1.00..1.30 (step 0.03), bilinear",

@@ -60,7 +60,7 @@ def _jpeg(x, fp, *, quality):
 
 
 register_frame_noise(
-    "jpeg_artifact", family="quality", transform=torch.compiler.disable(_jpeg), draw=_jpeg_draw,
+    "jpeg_artifact", family="quality", transform=_jpeg, compilable=False, draw=_jpeg_draw,
     defaults={"quality": 1}, pointwise=False, deterministic=True,
     description="JPEG round trip at quality 1 (libjpeg on CPU, nvjpeg on CUDA), 4:2:0 chroma",
     # ImageNet-C jpeg_compression quality = 25, 18, 15, 10, 7.

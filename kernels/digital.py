@@ -96,7 +96,7 @@ def _resolution_degrade(x, fp, *, scale_factor):
 
 
 register_frame_noise(
-    "resolution_degrade", family="digital", transform=torch.compiler.disable(_resolution_degrade),
+    "resolution_degrade", family="digital", transform=_resolution_degrade, compilable=False,
     draw=_checking_draw(_check_resolution),
     defaults={"scale_factor": 0.1}, pointwise=False, deterministic=True,
     description="bicubic down to 0.1x (no antialias) and back up",
@@ -150,7 +150,7 @@ def _stretch_squish(x, fp, *, stretch_ratio):
 
 
 register_frame_noise(
-    "stretch_squish", family="digital", transform=torch.compiler.disable(_stretch_squish), draw=_stretch_draw,
+    "stretch_squish", family="digital", transform=_stretch_squish, compilable=False, draw=_stretch_draw,
     defaults={"stretch_ratio": 1.0 / 30.0}, pointwise=False,
     description="one axis per clip squeezed to 1/30 (bicubic) and stretched back",
     severities=[{"stretch_ratio": s} for s in (0.5, 0.25, 0.125, 1.0 / 16.0, 1.0 / 30.0)],
@@ -301,7 +301,7 @@ def _edge_sawtooth(x, fp, *, low_threshold, high_threshold, dilate_size, surroun
 
 
 register_frame_noise(
-    "edge_sawtooth", family="digital", transform=torch.compiler.disable(_edge_sawtooth), draw=_edge_draw,
+    "edge_sawtooth", family="digital", transform=_edge_sawtooth, compilable=False, draw=_edge_draw,
     defaults={"low_threshold": 50.0, "high_threshold": 150.0, "dilate_size": 2, "surround_noise_ratio": 0.3},
     pointwise=False,
     description="Canny(50,150) edges, 2x2-dilated, plus 30% of their neighbours -> random RGB",
@@ -364,7 +364,7 @@ def _elastic(x, fp, *, alpha, sigma, amplitude):
 
 
 register_frame_noise(
-    "elastic", family="digital", transform=torch.compiler.disable(_elastic), draw=_elastic_draw,
+    "elastic", family="digital", transform=_elastic, compilable=False, draw=_elastic_draw,
     defaults={"alpha": 30.0, "sigma": 0.01, "amplitude": 0.005}, pointwise=False,
     description="elastic warp: uniform field +-0.005H, Gaussian sigma 0.01(H,W), x30, bilinear, reflect",
     # imagecorruptions elastic_transform alpha = 250 * (.05, .065, .085, .10, .12).

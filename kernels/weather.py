@@ -31,7 +31,12 @@ __all__ = [
     "frost_bank", "perlin_map",
 ]
 
-_compiler_disable = getattr(getattr(torch, "compiler", None), "disable", lambda f: f)
+def _compiler_disable(fn):
+    """Marks helpers that must stay out of torch.compile; their noises register with compilable=False.
+
+    (``torch.compiler.disable`` itself would import torch._dynamo at import time: ~4 s.)
+    """
+    return fn
 
 
 def _triton_ok(t: torch.Tensor) -> bool:
@@ -390,7 +395,7 @@ def _snow(x, fp, *, mean, std, zoom, threshold, radius, sigma, blend):
 
 
 register_frame_noise(
-    "snow", family="weather", transform=_snow, draw=_snow_draw, pointwise=False,
+    "snow", family="weather", compilable=False, transform=_snow, draw=_snow_draw, pointwise=False,
     defaults={"mean": 0.55, "std": 0.3, "zoom": 2.5, "threshold": 0.85, "radius": 12, "sigma": 12.0,
               "blend": 0.55},
     description="ImageNet-C snow (severity 5): zoomed N(.55,.3) flakes > .85, motion-blurred, whitened frame",
@@ -535,7 +540,7 @@ def _frost(x, fp, *, frame_weight, frost_weight, texture_dir, num_textures, text
 
 
 register_frame_noise(
-    "frost", family="weather", transform=_frost, draw=_frost_draw, pointwise=False,
+    "frost", family="weather", compilable=False, transform=_frost, draw=_frost_draw, pointwise=False,
     defaults={"frame_weight": 0.6, "frost_weight": 0.75, "texture_dir": None, "num_textures": 6,
               "texture_seed": 0},
     description="ImageNet-C frost (severity 5): 0.6x + 0.75*frost, random procedural ice texture and crop per frame",
@@ -587,7 +592,7 @@ def _reflect(x, fp, *, threshold, gain, blur_weight, kernel_size, blur_sigma, pe
 
 
 register_frame_noise(
-    "reflect", family="weather", transform=_reflect, draw=_reflect_draw, pointwise=False,
+    "reflect", family="weather", compilable=False, transform=_reflect, draw=_reflect_draw, pointwise=False,
     defaults={"threshold": 100.0, "gain": 1.5, "blur_weight": 0.5, "kernel_size": 15, "blur_sigma": 5.0,
               "perlin_weight": 0.1, "scale": 100.0, "octaves": 6},
     description="specular highlight (gray > 100: 1.5x + 0.5 blur15) then 0.9x + 0.1 Perlin map",
