@@ -37,13 +37,16 @@ test-fast: install
 demo: install
 	$(PY) -m nrvl.demo
 
+BENCH_TAG = $(shell $(PY) -c "import torch,re;print(re.sub('[^A-Za-z0-9]+','-',torch.cuda.get_device_name()) if torch.cuda.is_available() else 'cpu')" 2>/dev/null)-$(shell date +%Y-%m-%d)
+
 bench: install
-	$(PY) -m pytest -q -p no:cacheprovider bench --benchmark-json=bench/results/latest.json
+	$(PY) -m pytest -q -p no:cacheprovider bench --benchmark-json=bench/results/$(BENCH_TAG).json
 	$(PY) bench/report.py bench/results --out bench/REPORT.md
 
 bench-quick: install
-	$(PY) -m pytest -q -p no:cacheprovider bench -m quick --benchmark-json=bench/results/quick.json
-	$(PY) bench/report.py bench/results/quick.json --out bench/REPORT-quick.md
+	$(PY) -m pytest -q -p no:cacheprovider bench -m quick --benchmark-json=/tmp/nrvl-bench-quick.json
+	$(PY) bench/report.py /tmp/nrvl-bench-quick.json --out /tmp/nrvl-bench-quick.md
+	@echo "quick report: /tmp/nrvl-bench-quick.md"
 
 clean:
 	rm -rf $(VENV) build *.egg-info
