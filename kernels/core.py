@@ -114,11 +114,15 @@ def to_work(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
 
 
-def from_work(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Back to ``dtype``: uint8 rounds half-to-even and saturates; floats clamp to 0..255."""
-    y = y.clamp(0.0, 255.0)
+def from_work(y: torch.Tensor, dtype: torch.dtype, reuse: bool = False) -> torch.Tensor:
+    """Back to ``dtype``: uint8 rounds half-to-even and saturates; floats clamp to 0..255.
+
+    ``reuse=True`` clamps and rounds ``y`` in place (it must be a temporary nobody else holds),
+    which saves two clip-sized float buffers at the peak.
+    """
+    y = y.clamp_(0.0, 255.0) if reuse else y.clamp(0.0, 255.0)
     if dtype == torch.uint8:
-        return y.round().to(torch.uint8)
+        return (y.round_() if reuse else y.round()).to(torch.uint8)
     return y.to(dtype)
 
 
@@ -167,7 +171,13 @@ def register_frame_noise(name: str, *, family: str, description: str, transform:
         return params
 
     def kernel(sel: torch.Tensor, fp: dict, p: dict) -> torch.Tensor:
-        return from_work(transform(to_work(sel), fp, **p), sel.dtype)
+        work = to_work(sel)
+        y = transform(work, fp, **p)
+        # In place only on a fresh, unshared result: never on the caller's frames (``sel`` is a
+        # gathered copy, but float32 input makes ``work`` that same copy) or on a view.
+        reuse = (not torch.compiler.is_compiling() and y._base is None and y.data_ptr() != sel.data_ptr()
+                 and not y.requires_grad)
+        return from_work(y, sel.dtype, reuse=reuse)
 
     def masked_kernel(x: torch.Tensor, fp: dict, mask: torch.Tensor, p: dict) -> torch.Tensor:
         # Fused path for pointwise noises: one read and one write of the whole clip; frames

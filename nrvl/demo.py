@@ -9,6 +9,10 @@ meaningless**), a noise (``gaussian`` at ratio 0.9 by default) and the offline
 
 Any other ``eval/run.py`` flag can be added, e.g. ``--noise_name motion_blur``.
 
+It also draws a gallery of the noises on a generated clip (``gallery.png`` in the
+work dir; ``--no-gallery`` skips it). target_block is left out of it: its default
+detector needs COCO weights this offline demo does not have.
+
 ``--sweep`` runs a small sweep instead (:mod:`nrvl.sweep`: the clean run plus
 ``gaussian,motion_blur,frame_drop`` x ``0.3,0.6,0.9`` in one process, one model
 load, each clip decoded once) and then ``nrvl report`` on its work dir.
@@ -36,6 +40,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--sweep", action="store_true", help="a sweep of noises x ratios, then the report")
     p.add_argument("--judge", default="exact_matching", help="exact_matching (offline) or e.g. gpt-4o")
     p.add_argument("--work-dir", dest="work_dir", default="./outputs/demo")
+    p.add_argument("--no-gallery", dest="gallery", action="store_false", help="skip the gallery PNG")
     args, rest = p.parse_known_args(argv)
     noise, ratio = SWEEP if args.sweep else SINGLE
     noise, ratio = args.noise_name or noise, args.ratio or ratio
@@ -59,11 +64,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     paths = evaluate.run_paths(eargs.work_dir, args.model, "MMBench_Video_demo", eargs.noise_name,
                                sweep.parse_ratios(eargs.ratio)[0], args.judge)
     note = " (tiny random model: the answers are meaningless)" if args.model == "tiny-qwen2.5-vl" else ""
+    gallery = _gallery(args.work_dir) if args.gallery else None
     print(f"\nNRVL demo done in {time.perf_counter() - start:.1f} s{note}")
     print(f"  predictions: {paths.predictions}")
     print(f"  rating:      {paths.rating}")
     print(f"  scores:      {paths.scores}")
+    if gallery:
+        print(f"  gallery:     {gallery}")
     return 0
+
+
+def _gallery(work_dir: str):
+    """The noises at ratio 0.6 on a generated clip, one row each (``nrvl gallery``)."""
+    from pathlib import Path
+
+    import nrvl.kernels as K
+    from nrvl import cli
+
+    out = Path(work_dir) / "gallery.png"
+    names = [n for n in K.list_noises() if n != "target_block"]
+    rc = cli.main(["gallery", "--ratio", "0.6", "--out", str(out), "--noises", *names])
+    return out if rc == 0 else None
 
 
 if __name__ == "__main__":
