@@ -59,8 +59,13 @@ def _jpeg(x, fp, *, quality):
     return jpeg_roundtrip(u8, quality).to(x.dtype)
 
 
+def _jpeg_u8(frames, fp, *, quality):
+    return jpeg_roundtrip(frames, quality)
+
+
 register_frame_noise(
-    "jpeg_artifact", family="quality", transform=_jpeg, compilable=False, draw=_jpeg_draw,
+    "jpeg_artifact", family="quality", transform=_jpeg, uint8_transform=_jpeg_u8, compilable=False,
+    draw=_jpeg_draw,
     defaults={"quality": 1}, pointwise=False, deterministic=True,
     description="JPEG round trip at quality 1 (libjpeg on CPU, nvjpeg on CUDA), 4:2:0 chroma",
     # ImageNet-C jpeg_compression quality = 25, 18, 15, 10, 7.

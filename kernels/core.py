@@ -151,7 +151,8 @@ def _spread(v, b: torch.Tensor, idx: torch.Tensor, T: int):
 def register_frame_noise(name: str, *, family: str, description: str, transform: Callable,
                          draw: Callable | None = None, defaults: Mapping | None = None,
                          frame_mode: str = "selected", severities=None, pointwise: bool = True,
-                         compilable: bool = True, **extras) -> NoiseSpec:
+                         compilable: bool = True, uint8_transform: Callable | None = None,
+                         **extras) -> NoiseSpec:
     """Register a noise that transforms the chosen frames one by one (each independently).
 
     Args:
@@ -162,6 +163,9 @@ def register_frame_noise(name: str, *, family: str, description: str, transform:
         draw: ``draw(ctx, frame_idx, **p) -> dict`` of per-frame tensors ``[B, n, ...]``.
         compilable: False for transforms that ``torch.compile`` must not trace (codec calls,
             Triton launches, FFTs it handles badly); they always run eagerly.
+        uint8_transform: optional ``f(frames_u8, fp, **p) -> uint8 frames`` for uint8 input that
+            skips the float round trip (a codec, torch's uint8 resampling kernels); it may return
+            ``NotImplemented`` (e.g. on a device without a uint8 kernel) to use ``transform``.
     """
 
     def sample(ctx: Context, **p) -> dict:
@@ -171,6 +175,10 @@ def register_frame_noise(name: str, *, family: str, description: str, transform:
         return params
 
     def kernel(sel: torch.Tensor, fp: dict, p: dict) -> torch.Tensor:
+        if uint8_transform is not None and sel.dtype == torch.uint8:
+            out = uint8_transform(sel, fp, **p)
+            if out is not NotImplemented:
+                return out
         work = to_work(sel)
         y = transform(work, fp, **p)
         # In place only on a fresh, unshared result: never on the caller's frames (``sel`` is a

@@ -149,8 +149,24 @@ def _stretch_squish(x, fp, *, stretch_ratio):
     return torch.where(fp["horizontal"].reshape(-1, 1, 1, 1), wide, tall)
 
 
+def _stretch_squish_u8(x, fp, *, stretch_ratio):
+    # The reference's own path for uint8 CPU input: torch's uint8 bicubic kernel (rounds and
+    # saturates the squeezed image), ~6x faster than the float path; elsewhere the float transform.
+    if x.device.type != "cpu":
+        return NotImplemented
+    r = _check_stretch(stretch_ratio=stretch_ratio)
+    H, W = x.shape[-2:]
+    nh, nw = max(1, int(H * r)), max(1, int(W * r))
+    wide = F.interpolate(F.interpolate(x, size=(H, nw), mode="bicubic", align_corners=False),
+                         size=(H, W), mode="bicubic", align_corners=False)
+    tall = F.interpolate(F.interpolate(x, size=(nh, W), mode="bicubic", align_corners=False),
+                         size=(H, W), mode="bicubic", align_corners=False)
+    return torch.where(fp["horizontal"].reshape(-1, 1, 1, 1), wide, tall)
+
+
 register_frame_noise(
     "stretch_squish", family="digital", transform=_stretch_squish, compilable=False, draw=_stretch_draw,
+    uint8_transform=_stretch_squish_u8,
     defaults={"stretch_ratio": 1.0 / 30.0}, pointwise=False,
     description="one axis per clip squeezed to 1/30 (bicubic) and stretched back",
     severities=[{"stretch_ratio": s} for s in (0.5, 0.25, 0.125, 1.0 / 16.0, 1.0 / 30.0)],
