@@ -169,9 +169,22 @@ def gather_errors(error: str | None) -> list[str]:
     return [e for e in box if e]
 
 
-def finalize() -> None:
-    """Leave the process group, if one was joined."""
-    if _group_ready():
-        import torch.distributed as dist
+def finalize(timeout_s: float = 300.0) -> None:
+    """Leave the process group, if one was joined, after every rank got here.
 
-        dist.destroy_process_group()
+    A rank that tears its gloo pairs down while a peer still talks to it can abort
+    ("terminate called without an active exception"): wait for all ranks first. The wait
+    is bounded, so a rank that died does not hang the others (gloo's monitored barrier).
+    """
+    if not _group_ready():
+        return
+    import torch.distributed as dist
+
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=timedelta(seconds=timeout_s))
+        else:
+            barrier()
+    except Exception:  # noqa: BLE001 - a peer is gone: leave anyway
+        pass
+    dist.destroy_process_group()
