@@ -24,3 +24,19 @@ def pytest_configure(config):
 @pytest.fixture(params=DEVICES)
 def device(request):
     return torch.device(request.param)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """Shared by the test modules of one session: the tiny model and the demo clips are built once."""
+    return tmp_path_factory.getbasetemp() / "nrvl-cache"
+
+
+@pytest.fixture
+def eval_env(cache_dir, monkeypatch, tmp_path):
+    """Offline evaluation set-up: the shared cache, no judge credentials, cwd in tmp (no stray .env)."""
+    monkeypatch.setenv("NRVL_CACHE", str(cache_dir))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)

@@ -19,18 +19,9 @@ BASE = ["--data", "MMBench_Video_demo", "--model", "tiny-qwen2.5-vl"]
 STEM = "tiny-qwen2.5-vl_MMBench_Video_demo_gaussian_0.9"
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    # Shared by the test modules of one session: the tiny model and the demo clips are built once.
-    return tmp_path_factory.getbasetemp() / "nrvl-cache"
-
-
 @pytest.fixture(autouse=True)
-def _env(cache_dir, monkeypatch, tmp_path):
-    monkeypatch.setenv("NRVL_CACHE", str(cache_dir))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.chdir(tmp_path)  # no stray .env is read
+def _env(eval_env):
+    """Offline evaluation set-up (tests/conftest.py)."""
 
 
 @pytest.fixture

@@ -13,18 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO = ["--data", "MMBench_Video_demo", "--model", "tiny-qwen2.5-vl"]
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.getbasetemp() / "nrvl-cache"
-
-
 @pytest.fixture(autouse=True)
-def _env(cache_dir, monkeypatch, tmp_path):
-    monkeypatch.setenv("NRVL_CACHE", str(cache_dir))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)  # no .env from the checkout
+def _env(eval_env):
+    """Offline evaluation set-up (tests/conftest.py)."""
 
 
 @pytest.fixture

@@ -15,18 +15,9 @@ import nrvl.kernels as K
 from nrvl.models import ModelConfigError, ModelRequest, build_model, corrupt_clips, get_manifest, list_models
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.getbasetemp() / "nrvl-cache"
-
-
 @pytest.fixture(autouse=True)
-def _env(cache_dir, monkeypatch, tmp_path):
-    monkeypatch.setenv("NRVL_CACHE", str(cache_dir))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
+def _env(eval_env):
+    """Offline evaluation set-up (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")

@@ -44,19 +44,9 @@ def lines_without(path, *fields):
     return [{k: v for k, v in json.loads(x).items() if k not in fields} for x in Path(path).read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    # Shared by the test modules of one session: the tiny model and the demo clips are built once.
-    return tmp_path_factory.getbasetemp() / "nrvl-cache"
-
-
 @pytest.fixture(autouse=True)
-def _env(cache_dir, monkeypatch, tmp_path):
-    monkeypatch.setenv("NRVL_CACHE", str(cache_dir))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)  # no stray .env is read
+def _env(eval_env):
+    """Offline evaluation set-up (tests/conftest.py)."""
 
 
 def _counting(mp):
