@@ -294,3 +294,33 @@ def test_bad_parameters_are_rejected_by_name(name, params, match):
     _, p = K.corrupt(video, name, 0.5, seed=0, return_params=True)
     with pytest.raises(ValueError, match=match):
         K.apply_params(video, name, p, **params)
+
+
+def test_hysteresis_equals_a_literal_flood_fill():
+    """The edge-dropping union-find keeps exactly the weak pixels a BFS from the strong ones reaches."""
+    import collections
+
+    from nrvl.kernels.digital import _hysteresis
+
+    def flood(strong, weak):
+        out = strong.clone()
+        M, H, W = weak.shape
+        for m in range(M):
+            seen = torch.zeros(H, W, dtype=torch.bool)
+            q = collections.deque((int(i), int(j)) for i, j in zip(*torch.nonzero(strong[m], as_tuple=True)))
+            while q:
+                i, j = q.popleft()
+                for a in (i - 1, i, i + 1):
+                    for b in (j - 1, j, j + 1):
+                        if 0 <= a < H and 0 <= b < W and weak[m, a, b] and not seen[a, b]:
+                            seen[a, b] = True
+                            out[m, a, b] = True
+                            q.append((a, b))
+        return out
+
+    g = torch.Generator().manual_seed(1)
+    for t in range(6):  # from sparse to nearly percolating weak sets, odd sizes
+        mag = torch.rand(2, 29 + 3 * t, 41 + 2 * t, generator=g)
+        strong = mag > 0.95
+        weak = (mag > 0.6 - 0.05 * t) & ~strong
+        assert torch.equal(_hysteresis(strong, weak), flood(strong, weak)), t
