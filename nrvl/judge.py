@@ -48,6 +48,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
+from nrvl import openai_endpoint as _endpoint
 from nrvl._faults import kill_point
 from nrvl.atomic import append_jsonl, iter_jsonl
 
@@ -107,7 +108,7 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
 }
 
 EXACT_MATCHING = "exact_matching"
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_BASE_URL = _endpoint.DEFAULT_BASE_URL
 REQUIRED_COLUMNS = ("index", "question", "answer", "prediction")
 
 
@@ -237,39 +238,10 @@ def load_judge_cache(cache_path: Union[str, Path], model: str) -> dict[tuple[str
 # Configuration: key, base URL, .env
 # --------------------------------------------------------------------------------------------
 
-def read_dotenv(path: Union[str, Path]) -> dict[str, str]:
-    """Parse a ``.env`` file: ``KEY=VALUE`` lines, ``export`` prefixes, quotes, ``#`` comments.
-
-    Only reads; the process environment is not changed. A missing file gives ``{}``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return {}
-    out: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export "):].lstrip()
-        key, sep, value = line.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or not key:
-            continue
-        if len(value) >= 2 and value[0] in "\"'" and value[-1] == value[0]:
-            value = value[1:-1]
-        else:
-            value = re.split(r"\s+#", value, maxsplit=1)[0].rstrip()
-        out[key] = value
-    return out
-
-
-def _normalize_base_url(url: str) -> str:
-    url = url.strip().rstrip("/")
-    # VLMEvalKit's OPENAI_API_BASE is the full chat-completions URL; the client wants its prefix.
-    if url.endswith("/chat/completions"):
-        url = url[: -len("/chat/completions")].rstrip("/")
-    return url
+# The endpoint rules live in nrvl.openai_endpoint (shared with the API model adapter).
+read_dotenv = _endpoint.read_dotenv
+_normalize_base_url = _endpoint.normalize_base_url
+_redact_url = _endpoint.redact_url
 
 
 def resolve_judge_endpoint(
@@ -279,46 +251,16 @@ def resolve_judge_endpoint(
     env: Optional[Mapping[str, str]] = None,
     dotenv_path: Optional[Union[str, Path]] = None,
 ) -> tuple[str, Optional[str]]:
-    """Pick the judge's base URL and key; nothing is printed.
-
-    Precedence, first non-empty wins: the arguments (``--judge-base-url``,
-    ``--judge-key``); the process environment; the ``.env`` file (default
-    ``./.env``). For the URL, ``OPENAI_BASE_URL`` (the openai client's
-    variable, e.g. ``http://host:8000/v1``) comes before ``OPENAI_API_BASE``
-    (VLMEvalKit's, the full ``.../chat/completions`` URL); either form is
-    accepted anywhere and reduced to the prefix the client wants. The default is
-    ``https://api.openai.com/v1``.
-
-    Returns:
-        ``(base_url, api_key)``; the key is None when none was found.
+    """The judge's ``(base_url, api_key)`` by :func:`nrvl.openai_endpoint.resolve_endpoint`'s rules.
 
     Raises:
         JudgeConfigError: the URL is not ``http://`` or ``https://``.
     """
-    env = os.environ if env is None else env
-    dotenv = read_dotenv(Path.cwd() / ".env" if dotenv_path is None else dotenv_path)
-    sources = ({"": base_url or ""}, env, dotenv)
-
-    url = ""
-    for src in sources:
-        for name in ("", "OPENAI_BASE_URL", "OPENAI_API_BASE"):
-            if name in src and (src.get(name) or "").strip():
-                url = src[name]
-                break
-        if url:
-            break
-    url = _normalize_base_url(url or DEFAULT_BASE_URL)
-    if not re.match(r"^https?://", url):
-        raise JudgeConfigError(f"judge base URL must start with http:// or https://, got {_redact_url(url)!r}")
-
-    key = (api_key or "").strip() or (env.get("OPENAI_API_KEY") or "").strip() \
-        or (dotenv.get("OPENAI_API_KEY") or "").strip()
-    return url, (key or None)
-
-
-def _redact_url(url: str) -> str:
-    # Credentials embedded in a URL (http://user:secret@host) are not shown either.
-    return re.sub(r"//[^/@]*@", "//***@", url)
+    try:
+        return _endpoint.resolve_endpoint(base_url, api_key, env=env, dotenv_path=dotenv_path,
+                                          what="judge base URL")
+    except _endpoint.EndpointConfigError as e:
+        raise JudgeConfigError(str(e)) from None
 
 
 # --------------------------------------------------------------------------------------------

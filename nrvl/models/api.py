@@ -106,16 +106,16 @@ class OpenAIVideoModel(VideoModel):
                  retries: int = 6, timeout: float = 600.0, max_tokens: int = 2048, temperature: float = 0.0,
                  decode_backend: Optional[str] = None, backoff_base: float = 1.0, backoff_max: float = 60.0,
                  env=None, **unused):
-        from nrvl.judge import JudgeConfigError, resolve_judge_endpoint
+        from nrvl.openai_endpoint import EndpointConfigError, resolve_endpoint
 
         if not api_model:
             raise ModelConfigError(f"model {name} needs --api-model (the model name the endpoint serves)")
         if int(nproc) < 1 or int(retries) < 1:
             raise ModelConfigError(f"nproc and retries must be >= 1, got {nproc} and {retries}")
         try:
-            url, key = resolve_judge_endpoint(base_url, api_key, env=env)
-        except JudgeConfigError as e:
-            raise ModelConfigError(str(e).replace("judge base URL", "--api-base")) from None
+            url, key = resolve_endpoint(base_url, api_key, env=env, what="--api-base")
+        except EndpointConfigError as e:
+            raise ModelConfigError(str(e)) from None
         if key is None:
             if "api.openai.com" in url:
                 raise ModelConfigError(f"model {name}: no API key; set OPENAI_API_KEY (environment or .env)")
