@@ -1,5 +1,4 @@
 """Bad input: one clear line, a non-zero exit, before any inference, and no partial output."""
-import hashlib
 import os
 import subprocess
 import sys
@@ -7,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from fake_hub import HEADER, fake_hub
 from nrvl import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,28 +86,11 @@ def test_rejected_judge_key_is_caught_before_inference(capsys, tmp_path, no_mode
     assert "wrong-key-123" not in err[0]
 
 
-def _fake_hub(tmp_path, monkeypatch, tsv: str, chunk: dict):
-    import pickle
-
-    commit = "f" * 40
-    repo = tmp_path / "hub" / "datasets--opencompass--MMBench-Video"
-    snap = repo / "snapshots" / commit
-    (snap / "video_pkl").mkdir(parents=True)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    (snap / "MMBench-Video.tsv").write_text(tsv)
-    (snap / "video_pkl" / "video_chunk_0.pkl").write_bytes(pickle.dumps(chunk, protocol=4))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr("nrvl.data.mmbench.TSV_MD5", hashlib.md5(tsv.encode()).hexdigest())
-    return snap
-
-
-HEADER = "index\tvideo\tvideo_type\tquestion\tanswer\tdimensions\tvideo_path\n"
 
 
 def test_missing_video_file_is_caught_before_inference(capsys, tmp_path, monkeypatch, no_model):
     tsv = HEADER + "1\tabc\tt\tq?\ta\t['OCR']\t./video/abc.mp4\n2\tgone\tt\tq?\ta\t['OCR']\t./video/gone.mp4\n"
-    _fake_hub(tmp_path, monkeypatch, tsv, {"abc": b"\x00\x00\x00\x18ftypmp42"})
+    fake_hub(tmp_path, monkeypatch, tsv, {"abc": b"\x00\x00\x00\x18ftypmp42"})
     rc, err = run_main(["--data", "MMBench_Video_8frame_nopack", "--model", "tiny-qwen2.5-vl", "--mode", "infer",
                         "--work-dir", str(tmp_path / "out")], capsys)
     assert rc == 2 and len(err) == 1 and "gone.mp4 is in neither video/ nor any chunk" in err[0], err
@@ -115,7 +98,7 @@ def test_missing_video_file_is_caught_before_inference(capsys, tmp_path, monkeyp
 
 def test_bad_tsv_is_caught_before_inference(capsys, tmp_path, monkeypatch, no_model):
     tsv = HEADER + "1\tabc\tt\tq?\ta\t['Telepathy']\t./video/abc.mp4\n"
-    _fake_hub(tmp_path, monkeypatch, tsv, {"abc": b"x"})
+    fake_hub(tmp_path, monkeypatch, tsv, {"abc": b"x"})
     rc, err = run_main(["--data", "MMBench_Video_8frame_nopack", "--model", "tiny-qwen2.5-vl", "--mode", "infer",
                         "--work-dir", str(tmp_path / "out")], capsys)
     assert rc == 2 and len(err) == 1 and "unknown dimension(s) ['Telepathy']" in err[0], err

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fake_hub import hub_with_a_broken_video
 from nrvl import evaluate, sweep
 from nrvl.models.qwen import QwenVL
 from nrvl.store import read_predictions
@@ -267,27 +268,7 @@ def test_a_sweep_resumes_from_a_separate_run(swept, separate, tmp_path, monkeypa
 
 
 def test_undecodable_video_fails_its_samples_in_every_run_and_is_tried_once(tmp_path, monkeypatch, capsys):
-    import hashlib
-    import pickle
-
-    from nrvl.data import prepare_dataset
-
-    good = (prepare_dataset("MMBench_Video_demo") / "video" / "demo_0.mp4").read_bytes()
-    tsv = ("index\tvideo\tvideo_type\tquestion\tanswer\tdimensions\tvideo_path\n"
-           "4\tok\tt\tWhat is it?\tshapes\t['Video Topic']\t./video/ok.mp4\n"
-           "5\tbroken\tt\tWhat is it?\tshapes\t['Video Topic']\t./video/broken.mp4\n"
-           "6\tok\tt\tHow many?\tfour\t['Counting']\t./video/ok.mp4\n")
-    commit = "b" * 40
-    repo = tmp_path / "hub" / "datasets--opencompass--MMBench-Video"
-    snap = repo / "snapshots" / commit
-    (snap / "video_pkl").mkdir(parents=True)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    (snap / "MMBench-Video.tsv").write_text(tsv)
-    chunk = {"ok": good, "broken": b"\x00\x00\x00\x18ftypmp42 this is not a video" * 10}
-    (snap / "video_pkl" / "video_chunk_0.pkl").write_bytes(pickle.dumps(chunk, protocol=4))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr("nrvl.data.mmbench.TSV_MD5", hashlib.md5(tsv.encode()).hexdigest())
+    hub_with_a_broken_video(tmp_path, monkeypatch, "b" * 40)
     seen = _counting(monkeypatch)
 
     args = ["--data", "MMBench_Video_8frame_nopack", "--model", MODEL, *JUDGE, "--noise_name", "gaussian",
