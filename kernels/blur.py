@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from numbers import Integral, Real
 
 import torch
 import torch.nn.functional as F
 
 from . import random as rng
+from ._checks import float_param, int_param, validating_draw
 from ._filters import fft_correlate2d, gaussian_kernel1d, gaussian_radius, separable_correlate2d
 from .core import Context, register_frame_noise
 
@@ -48,39 +48,11 @@ __all__ = [
 # ----------------------------------------------------------------------------- validation
 
 
-def _int_param(name: str, value, low: int, high: int | None = None, odd: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ValueError(f"{name} must be an int, got {value!r}")  # noqa: TRY004 - the contract: ValueError naming it
-    v = int(value)
-    if v < low or (high is not None and v > high) or (odd and v % 2 == 0):
-        rng_txt = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {'an odd int ' if odd else 'an int '}{rng_txt}, got {value!r}")
-    return v
-
-
-def _float_param(name: str, value, low: float = 0.0, strict: bool = True, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    v = float(value)
-    if (v <= low if strict else v < low) or (high is not None and v > high):
-        bound = f"{'>' if strict else '>='} {low}" + ("" if high is None else f" and <= {high}")
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
-    return v
-
-
-def _validating_draw(check):
-    """A ``draw`` that only validates the parameters (the noise draws nothing)."""
-    def draw(ctx: Context, frame_idx, **p) -> dict:
-        check(**p)
-        return {}
-    return draw
-
-
 # ----------------------------------------------------------------------------- gaussian_blur
 
 
 def _check_gaussian(*, kernel_size, sigma):
-    return _int_param("kernel_size", kernel_size, 1, odd=True), _float_param("sigma", sigma)
+    return int_param("kernel_size", kernel_size, 1, odd=True), float_param("sigma", sigma)
 
 
 def gaussian_kernel2d(kernel_size: int = 101, sigma: float = 20.0) -> torch.Tensor:
@@ -102,7 +74,7 @@ def _gaussian_blur(x, fp, *, kernel_size, sigma):
 
 register_frame_noise(
     "gaussian_blur", family="blur", transform=_gaussian_blur, compilable=False,
-    draw=_validating_draw(_check_gaussian),
+    draw=validating_draw(_check_gaussian),
     defaults={"kernel_size": 101, "sigma": 20.0}, pointwise=False, deterministic=True,
     description="101x101 Gaussian blur, sigma 20, zero padding (darkened 50-px border)",
     # ImageNet-C gaussian_blur sigma = 1, 2, 3, 4, 6; kernel radius int(4 sigma + 0.5) like skimage.
@@ -114,7 +86,7 @@ register_frame_noise(
 
 
 def _check_motion(*, kernel_size, angle):
-    return _int_param("kernel_size", kernel_size, 1, odd=True), _float_param("angle", angle, -math.inf)
+    return int_param("kernel_size", kernel_size, 1, odd=True), float_param("angle", angle, -math.inf)
 
 
 @lru_cache(maxsize=32)
@@ -152,7 +124,7 @@ def _motion_blur(x, fp, *, kernel_size, angle):
 
 register_frame_noise(
     "motion_blur", family="blur", transform=_motion_blur, compilable=False,
-    draw=_validating_draw(_check_motion),
+    draw=validating_draw(_check_motion),
     defaults={"kernel_size": 101, "angle": 45.0}, pointwise=False, deterministic=True,
     description="101-px line blur at 45 degrees (72 cells of 1/72), zero padding",
     # Own table (ImageNet-C's motion blur is a different, Gaussian-weighted kernel): longer smears.
@@ -164,7 +136,7 @@ register_frame_noise(
 
 
 def _check_defocus(*, radius, alias_blur):
-    return _int_param("radius", radius, 0, 64), _float_param("alias_blur", alias_blur)
+    return int_param("radius", radius, 0, 64), float_param("alias_blur", alias_blur)
 
 
 def disk_kernel(radius: int = 10, alias_blur: float = 0.5) -> torch.Tensor:
@@ -190,7 +162,7 @@ def _defocus_blur(x, fp, *, radius, alias_blur):
 
 register_frame_noise(
     "defocus_blur", family="blur", transform=_defocus_blur, compilable=False,
-    draw=_validating_draw(_check_defocus),
+    draw=validating_draw(_check_defocus),
     defaults={"radius": 10, "alias_blur": 0.5}, pointwise=False, deterministic=True,
     description="disk blur radius 10 (anti-aliased, sigma 0.5), reflect-101 borders",
     severities=[{"radius": r, "alias_blur": a} for r, a in ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5))],
@@ -224,8 +196,8 @@ GLASS_TABLE_BITS = 20  # quantile table of 2**20 entries: probabilities resolved
 
 
 def _check_glass(*, sigma, max_delta, iterations):
-    return (_float_param("sigma", sigma), _int_param("max_delta", max_delta, 1, 8),
-            _int_param("iterations", iterations, 0, 8))
+    return (float_param("sigma", sigma), int_param("max_delta", max_delta, 1, 8),
+            int_param("iterations", iterations, 0, 8))
 
 
 @lru_cache(maxsize=8)
@@ -395,9 +367,9 @@ register_frame_noise(
 def _check_zoom(*, zooms):
     if not isinstance(zooms, (tuple, list)) or len(zooms) != 3:
         raise ValueError(f"zooms must be a (start, stop, step) triple like numpy.arange's, got {zooms!r}")
-    start = _float_param("zooms[0] (start)", zooms[0], 1.0, strict=False)
-    stop = _float_param("zooms[1] (stop)", zooms[1], start)
-    step = _float_param("zooms[2] (step)", zooms[2])
+    start = float_param("zooms[0] (start)", zooms[0], 1.0, strict=False)
+    stop = float_param("zooms[1] (stop)", zooms[1], start)
+    step = float_param("zooms[2] (step)", zooms[2])
     return start, stop, step
 
 
@@ -436,7 +408,7 @@ def _zoom_blur(x, fp, *, zooms):
 
 register_frame_noise(
     "zoom_blur", family="blur", transform=_zoom_blur, compilable=False,
-    draw=_validating_draw(_check_zoom),
+    draw=validating_draw(_check_zoom),
     defaults={"zooms": (1.0, 1.31, 0.03)}, pointwise=False, deterministic=True,
     description="mean of the frame and its centre zooms 1.00..1.30 (step 0.03), bilinear",
     severities=[{"zooms": z} for z in ((1.0, 1.11, 0.01), (1.0, 1.16, 0.01), (1.0, 1.21, 0.02),

@@ -50,41 +50,18 @@ register_frame_noise(
 
 import math
 from functools import lru_cache
-from numbers import Integral, Real
 
 import torch.nn.functional as F
 
+from ._checks import float_param, int_param, validating_draw
 from ._filters import gaussian_kernel1d, gaussian_radius, separable_correlate2d
-
-
-def _real(name: str, value, low: float, high: float | None = None, strict: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    v = float(value)
-    if (v <= low if strict else v < low) or (high is not None and v > high):
-        txt = f"{'>' if strict else '>='} {low}" + ("" if high is None else f" and <= {high}")
-        raise ValueError(f"{name} must be {txt}, got {value!r}")
-    return v
-
-
-def _integer(name: str, value, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or not low <= int(value) <= high:
-        raise ValueError(f"{name} must be an int in [{low}, {high}], got {value!r}")
-    return int(value)
-
-
-def _checking_draw(check):
-    def draw(ctx: Context, frame_idx, **p) -> dict:
-        check(**p)
-        return {}
-    return draw
 
 
 # resolution_degrade ----------------------------------------------------------
 
 
 def _check_resolution(*, scale_factor):
-    return _real("scale_factor", scale_factor, 0.0, 1.0)
+    return float_param("scale_factor", scale_factor, 0.0, 1.0)
 
 
 def _resolution_degrade(x, fp, *, scale_factor):
@@ -97,7 +74,7 @@ def _resolution_degrade(x, fp, *, scale_factor):
 
 register_frame_noise(
     "resolution_degrade", family="digital", transform=_resolution_degrade, compilable=False,
-    draw=_checking_draw(_check_resolution),
+    draw=validating_draw(_check_resolution),
     defaults={"scale_factor": 0.1}, pointwise=False, deterministic=True,
     description="bicubic down to 0.1x (no antialias) and back up",
     # ImageNet-C pixelate's factors (it resamples with a box filter; we keep bicubic).
@@ -109,7 +86,7 @@ register_frame_noise(
 
 
 def _check_stretch(*, stretch_ratio):
-    return _real("stretch_ratio", stretch_ratio, 0.0, 1.0)
+    return float_param("stretch_ratio", stretch_ratio, 0.0, 1.0)
 
 
 def _resize_matrix(n_in: int, n_out: int, device, dtype) -> torch.Tensor:
@@ -179,10 +156,10 @@ _TG22 = 13573  # OpenCV canny: round(tan(22.5 deg) * 2**15)
 
 
 def _check_edge(*, low_threshold, high_threshold, dilate_size, surround_noise_ratio):
-    lo = _real("low_threshold", low_threshold, 0.0, strict=False)
-    hi = _real("high_threshold", high_threshold, 0.0, strict=False)
-    k = _integer("dilate_size", dilate_size, 1, 15)
-    q = _real("surround_noise_ratio", surround_noise_ratio, 0.0, 1.0, strict=False)
+    lo = float_param("low_threshold", low_threshold, 0.0, strict=False)
+    hi = float_param("high_threshold", high_threshold, 0.0, strict=False)
+    k = int_param("dilate_size", dilate_size, 1, 15)
+    q = float_param("surround_noise_ratio", surround_noise_ratio, 0.0, 1.0, strict=False)
     return lo, hi, k, q
 
 
@@ -341,8 +318,8 @@ register_frame_noise(
 
 
 def _check_elastic(*, alpha, sigma, amplitude):
-    return (_real("alpha", alpha, 0.0, strict=False), _real("sigma", sigma, 0.0),
-            _real("amplitude", amplitude, 0.0, strict=False))
+    return (float_param("alpha", alpha, 0.0, strict=False), float_param("sigma", sigma, 0.0),
+            float_param("amplitude", amplitude, 0.0, strict=False))
 
 
 def elastic_displacement(key: torch.Tensor, H: int, W: int, *, alpha: float = 30.0, sigma: float = 0.01,
