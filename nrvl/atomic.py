@@ -105,13 +105,7 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
     fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as fh:
-            if _faults.hit("atomic.torn"):  # tests: killed with half the bytes in the temp file
-                fh.write(data[: len(data) // 2])
-                fh.flush()
-                _faults.kill()
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            _write_durably(fh, data, "atomic.torn")  # tests: killed with half the bytes in the temp file
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -155,14 +149,19 @@ def append_jsonl(path: PathLike, records: Union[dict, Iterable[dict]]) -> None:
                 if probe.read(1) != b"\n":
                     payload = "\n" + payload
         data = payload.encode("utf-8")
-        if _faults.hit("jsonl.torn"):  # tests: killed half way through a record
-            fh.write(data[: len(data) // 2])
-            fh.flush()
-            _faults.kill()
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+        _write_durably(fh, data, "jsonl.torn")  # tests: killed half way through a record
     _faults.kill_point("jsonl.appended")
+
+
+def _write_durably(fh, data: bytes, torn_point: str) -> None:
+    """Write, flush and fsync; the test-only fault ``torn_point`` kills the process half way."""
+    if _faults.hit(torn_point):
+        fh.write(data[: len(data) // 2])
+        fh.flush()
+        _faults.kill()
+    fh.write(data)
+    fh.flush()
+    os.fsync(fh.fileno())
 
 
 def read_jsonl(path: PathLike) -> list[dict[str, Any]]:

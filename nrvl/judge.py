@@ -618,16 +618,27 @@ class OpenAIJudge(Judge):
                     kept, error = reply, f"non-integer reply {reply[:40]!r}"
                     raise _Retry(error)
                 return JudgeResult(reply, None, attempt + 1, *usage)
-            except Exception as exc:  # noqa: BLE001 - classified below
-                exc = exc if isinstance(exc, _Retry) else self._classify(exc)
-                if isinstance(exc, _ItemFailed):
-                    return JudgeResult(None, str(exc), attempt + 1, *usage)
-                if not isinstance(exc, _Retry):
-                    raise exc from None
-                error = exc.reason
-                if attempt + 1 < self.retries:
-                    time.sleep(self._backoff(attempt, exc.retry_after))
+            except Exception as exc:  # noqa: BLE001 - classified in _after_failure
+                final, error, delay = self._after_failure(exc, attempt, usage)
+                if final is not None:
+                    return final
+                if delay is not None:
+                    time.sleep(delay)
         return JudgeResult(kept, None if kept is not None else error, self.retries, *usage)
+
+    def _after_failure(self, exc: BaseException, attempt: int, usage):
+        """What a failed try means, for the sync and async loops alike.
+
+        Returns ``(final result or None, error text, seconds to wait before the next try or None)``;
+        a non-retryable configuration error is raised.
+        """
+        exc = exc if isinstance(exc, _Retry) else self._classify(exc)
+        if isinstance(exc, _ItemFailed):
+            return JudgeResult(None, str(exc), attempt + 1, *usage), str(exc), None
+        if not isinstance(exc, _Retry):
+            raise exc from None
+        delay = self._backoff(attempt, exc.retry_after) if attempt + 1 < self.retries else None
+        return None, exc.reason, delay
 
     # -- async ----------------------------------------------------------------------------
     async def _arun_tries(self, item: JudgeItem, client) -> JudgeResult:
@@ -643,15 +654,12 @@ class OpenAIJudge(Judge):
                 return JudgeResult(reply, None, attempt + 1, *usage)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - classified below
-                exc = exc if isinstance(exc, _Retry) else self._classify(exc)
-                if isinstance(exc, _ItemFailed):
-                    return JudgeResult(None, str(exc), attempt + 1, *usage)
-                if not isinstance(exc, _Retry):
-                    raise exc from None
-                error = exc.reason
-                if attempt + 1 < self.retries:
-                    await asyncio.sleep(self._backoff(attempt, exc.retry_after))
+            except Exception as exc:  # noqa: BLE001 - classified in _after_failure
+                final, error, delay = self._after_failure(exc, attempt, usage)
+                if final is not None:
+                    return final
+                if delay is not None:
+                    await asyncio.sleep(delay)
         return JudgeResult(kept, None if kept is not None else error, self.retries, *usage)
 
     def judge_many(self, items, *, on_result=None, progress=False):
