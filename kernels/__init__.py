@@ -10,25 +10,23 @@ Example:
     >>> noisy.shape, noisy.dtype
     (torch.Size([8, 3, 64, 64]), torch.uint8)
 """
-from . import random  # noqa: F401  (the counter-based random function)
-from ._compile import compile_mode, set_compile
-from .core import apply_params, corrupt, frame_count, sample_params
-from .random import derive_seed
-from .registry import FAMILIES, NOISES, NoiseSpec, get_spec, list_noises
+if __name__ == "kernels":  # the bare name, from a checkout's root on sys.path: not ours
+    from ._bare_name import hand_over
 
-# Registration, in the reference's family order.
-from . import quality, lighting, digital  # noqa: F401,E402
+    hand_over(__file__)
+else:
+    from . import random  # noqa: F401  (the counter-based random function)
+    from ._compile import compile_mode, set_compile
+    from .core import apply_params, corrupt, frame_count, sample_params
+    from .random import derive_seed
+    from .registry import FAMILIES, NOISES, NoiseSpec, get_spec, list_noises
 
-for _family in ("blur", "compression", "occlusion", "temporal", "weather"):
-    try:  # families land one by one; a missing module is simply not registered yet
-        __import__(f"{__name__}.{_family}")
-    except ModuleNotFoundError as _e:
-        if _e.name != f"{__name__}.{_family}":
-            raise
+    # Registration, in the reference's family order.
+    from . import quality, lighting, digital, blur, compression, occlusion, temporal, weather  # noqa: F401,E402
 
-from .augment import VideoCorruption  # noqa: E402
+    from .augment import VideoCorruption  # noqa: E402
 
-__all__ = [
-    "corrupt", "list_noises", "NOISES", "NoiseSpec", "get_spec", "FAMILIES", "derive_seed",
-    "sample_params", "apply_params", "frame_count", "VideoCorruption", "set_compile", "compile_mode",
-]
+    __all__ = [
+        "corrupt", "list_noises", "NOISES", "NoiseSpec", "get_spec", "FAMILIES", "derive_seed",
+        "sample_params", "apply_params", "frame_count", "VideoCorruption", "set_compile", "compile_mode",
+    ]
