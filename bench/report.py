@@ -147,6 +147,29 @@ def other_section(rows, used):
     return lines + [""]
 
 
+def memory_section(rows):
+    sel = [r for r in rows if r["info"].get("kind") == "peak-memory"]
+    if not sel:
+        return []
+    sel.sort(key=lambda r: (str(r["info"].get("device")), r["info"].get("frames", 0), r["info"].get("height", 0)))
+    cols = [f"{r['info'].get('device')} {r['info'].get('frames')}f {r['info'].get('height')}p" for r in sel]
+    noises = sorted({n for r in sel for n in r["info"].get("peak_x_clip", {})},
+                    key=lambda n: list(NRVL0_SECONDS).index(n) if n in NRVL0_SECONDS else 99)
+    lines = ["## Peak extra memory, ratio 0.9, uint8 clip", "",
+             "Peak of the resident memory a call adds (the output included), as a multiple of the clip's "
+             "bytes; target <= 4x. Default mode; measured by `tests/peak_memory.py` in a child process.", "",
+             "| noise | " + " | ".join(f"{c} × clip" for c in cols) + " |", "|" + "---|" * (len(cols) + 1)]
+    for n in noises:
+        cells = []
+        for r in sel:
+            v = r["info"].get("peak_x_clip", {}).get(n)
+            cells.append("–" if v is None else (f"**{v:.2f}**" if v > 4.0 else f"{v:.2f}"))
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    worst = {c: max(r["info"]["peak_x_clip"].values()) for c, r in zip(cols, sel) if r["info"].get("peak_x_clip")}
+    lines += ["", "Largest: " + ", ".join(f"{c}: {v:.2f}×" for c, v in worst.items()) + " (bold: over 4×).", ""]
+    return lines
+
+
 def render(rows) -> str:
     cpus = sorted({r["cpu"] for r in rows if r["cpu"]})
     devices = sorted({str(r["info"].get("device_name") or r["info"].get("device", "")) for r in rows} - {""})
@@ -160,7 +183,8 @@ def render(rows) -> str:
     text += cuda_section(rows)
     for section, pred in ((noise_section, lambda r: r["name"].startswith("test_noise_")),
                           (kornia_section, lambda r: r["info"].get("side") in ("ours", "kornia")),
-                          (batching_section, lambda r: r["info"].get("mode") in ("batched", "per-clip"))):
+                          (batching_section, lambda r: r["info"].get("mode") in ("batched", "per-clip")),
+                          (memory_section, lambda r: r["info"].get("kind") == "peak-memory")):
         text += section(rows)
         used |= {id(r) for r in rows if pred(r)}
     text += other_section(rows, used)

@@ -128,6 +128,22 @@ def _toeplitz(k: torch.Tensor, block: int) -> torch.Tensor:
     return torch.where((d >= 0) & (d < K), k[d.clamp(0, K - 1)], torch.zeros((), dtype=k.dtype, device=k.device))
 
 
+_TOEPLITZ: dict = {}
+
+
+def _toeplitz_for(k: torch.Tensor, block: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """``_toeplitz`` of a host kernel, cached per kernel, block, dtype and device (built once, not per call)."""
+    if k.device.type != "cpu":
+        return _toeplitz(k.to(dtype), block).to(device)
+    key = (tuple(k.tolist()), block, dtype, str(torch.device(device)))
+    T = _TOEPLITZ.get(key)
+    if T is None:
+        if len(_TOEPLITZ) >= 64:
+            _TOEPLITZ.pop(next(iter(_TOEPLITZ)))
+        T = _TOEPLITZ[key] = _toeplitz(k.to(dtype), block).to(device)
+    return T
+
+
 def _block_size(K: int) -> int:
     # Each output costs 2*(B + K - 1) flops in the GEMM: B ~ 2K keeps the overhead
     # near 1.5x the direct tap count while the GEMM stays large enough to run at peak.
@@ -151,36 +167,44 @@ def correlate1d(x: torch.Tensor, k: torch.Tensor, dim: int, mode: str) -> torch.
     K = k.numel()
     if K % 2 != 1:
         raise ValueError(f"kernel length must be odd, got {K}")
-    k = k.to(device=x.device, dtype=x.dtype)
     r = K // 2
     if K == 1:
-        return x * k[0]
+        return x * k.to(device=x.device, dtype=x.dtype)[0]
     L = x.shape[dim]
     if L == 0 or x.numel() == 0:
         return x.clone()
     B = min(_block_size(K), max(L, 1))
     nb = -(-L // B)
     extra = nb * B - L  # zero tail so the last block is whole; those outputs are cropped
-    T = _toeplitz(k, B)
+    T = _toeplitz_for(k, B, x.dtype, x.device)
+    # Each temporary is dropped as soon as the next exists (``del``): the caller's own
+    # reference to ``x`` is then the only one left, which keeps the peak of a pass near
+    # three copies of the frames.
     if dim == -1:
         xp = _pad_for_blocks(x, -1, r, r + extra, mode)
-        blocks = xp.unfold(-1, B + K - 1, B)  # [..., H, nb, B + K - 1] (overlapping view)
-        lead = blocks.shape[:-1]
-        out = blocks.reshape(-1, B + K - 1) @ T  # one GEMM: rows x (B+K-1) x B
+        del x
+        lead = xp.shape[:-1] + (nb,)
+        blocks = xp.unfold(-1, B + K - 1, B).reshape(-1, B + K - 1)  # overlapping rows, copied once
+        del xp
+        out = blocks @ T  # one GEMM: rows x (B+K-1) x B
+        del blocks
         return out.reshape(*lead[:-1], nb * B)[..., :L]
     xp = _pad_for_blocks(x, -2, r, r + extra, mode)
+    del x
     Wd = xp.shape[-1]
     lead = xp.shape[:-2]
     xp = xp.reshape(-1, xp.shape[-2], Wd)
     N = xp.shape[0]
-    blocks = xp.as_strided((N, nb, B + K - 1, Wd), (xp.stride(0), B * Wd, Wd, 1))
-    out = torch.matmul(T.t(), blocks.reshape(N * nb, B + K - 1, Wd))  # [N*nb, B, W]
+    blocks = xp.as_strided((N, nb, B + K - 1, Wd), (xp.stride(0), B * Wd, Wd, 1)).reshape(N * nb, B + K - 1, Wd)
+    del xp
+    out = torch.matmul(T.t(), blocks)  # [N*nb, B, W]
+    del blocks
     return out.reshape(*lead, nb * B, Wd)[..., :L, :]
 
 
 def separable_correlate2d(x: torch.Tensor, kh: torch.Tensor, kw: torch.Tensor, mode: str) -> torch.Tensor:
     """Correlate ``[..., H, W]`` with the outer product ``kh ⊗ kw`` (two 1-D passes)."""
-    return correlate1d(correlate1d(x, kw, -1, mode), kh, -2, mode)
+    return correlate1d(correlate1d(x, kw, -1, mode), kh, -2, mode)  # the inner result dies in the outer pass
 
 
 @lru_cache(maxsize=64)
@@ -195,6 +219,26 @@ def fast_fft_size(n: int) -> int:
         if r == 1:
             return m
         m += 1
+
+
+_SPECTRA: dict = {}
+
+
+def _kernel_spectrum(kernel: torch.Tensor, fh: int, fw: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """``rfft2`` of the flipped kernel (correlation = convolution with the flip), cached for host kernels."""
+    def spectrum():
+        k = kernel.to(device=device, dtype=dtype).flip(0, 1)
+        return torch.fft.rfft2(k, s=(fh, fw))
+
+    if kernel.device.type != "cpu":
+        return spectrum()
+    key = (tuple(kernel.reshape(-1).tolist()), tuple(kernel.shape), fh, fw, dtype, str(torch.device(device)))
+    S = _SPECTRA.get(key)
+    if S is None:
+        if len(_SPECTRA) >= 16:  # each is one frame's spectrum: keep a few
+            _SPECTRA.pop(next(iter(_SPECTRA)))
+        S = _SPECTRA[key] = spectrum()
+    return S
 
 
 def fft_correlate2d(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
@@ -217,9 +261,10 @@ def fft_correlate2d(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.T
     else:
         xp, oy, ox = pad2d(xw, rh, Kh - 1 - rh, rw, Kw - 1 - rw, mode), Kh - 1, Kw - 1
     fh, fw = fast_fft_size(H + Kh - 1), fast_fft_size(W + Kw - 1)
-    k = kernel.to(device=x.device, dtype=xw.dtype).flip(0, 1)  # correlation = convolution with the flip
+    del x, xw  # the caller's reference is the only one left
     spec = torch.fft.rfft2(xp, s=(fh, fw))
-    spec.mul_(torch.fft.rfft2(k, s=(fh, fw)))
+    del xp
+    spec.mul_(_kernel_spectrum(kernel, fh, fw, spec.real.dtype, spec.device))
     full = torch.fft.irfft2(spec, s=(fh, fw))
     del spec
     return full[..., oy:oy + H, ox:ox + W].to(dtype)

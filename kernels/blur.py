@@ -76,6 +76,7 @@ register_frame_noise(
     "gaussian_blur", family="blur", transform=_gaussian_blur, compilable=False,
     draw=validating_draw(_check_gaussian),
     defaults={"kernel_size": 101, "sigma": 20.0}, pointwise=False, deterministic=True,
+    work_bytes=17, channelwise=True,
     description="101x101 Gaussian blur, sigma 20, zero padding (darkened 50-px border)",
     # ImageNet-C gaussian_blur sigma = 1, 2, 3, 4, 6; kernel radius int(4 sigma + 0.5) like skimage.
     severities=[{"sigma": float(s), "kernel_size": 2 * int(4 * s + 0.5) + 1} for s in (1, 2, 3, 4, 6)],
@@ -126,6 +127,7 @@ register_frame_noise(
     "motion_blur", family="blur", transform=_motion_blur, compilable=False,
     draw=validating_draw(_check_motion),
     defaults={"kernel_size": 101, "angle": 45.0}, pointwise=False, deterministic=True,
+    work_bytes=25, channelwise=True,
     description="101-px line blur at 45 degrees (72 cells of 1/72), zero padding",
     # Own table (ImageNet-C's motion blur is a different, Gaussian-weighted kernel): longer smears.
     severities=[{"kernel_size": k} for k in (21, 41, 61, 81, 101)],
@@ -148,6 +150,12 @@ def disk_kernel(radius: int = 10, alias_blur: float = 0.5) -> torch.Tensor:
     ``cv2.GaussianBlur`` does). At radius 10: 21x21, 317 cells before the blur.
     """
     r, a = _check_defocus(radius=radius, alias_blur=alias_blur)
+    return _disk_kernel(r, a).clone()
+
+
+@lru_cache(maxsize=16)
+def _disk_kernel(r: int, a: float) -> torch.Tensor:
+    """``disk_kernel``, built once per parameters (~40 ms; callers must not modify it)."""
     R, ksize = (8, 3) if r <= 8 else (r, 5)
     L = torch.arange(-R, R + 1, dtype=torch.float64)
     disk = ((L[:, None] ** 2 + L[None, :] ** 2) <= r * r).to(torch.float64)
@@ -157,13 +165,14 @@ def disk_kernel(radius: int = 10, alias_blur: float = 0.5) -> torch.Tensor:
 
 
 def _defocus_blur(x, fp, *, radius, alias_blur):
-    return fft_correlate2d(x, disk_kernel(radius, alias_blur), "reflect101")
+    return fft_correlate2d(x, _disk_kernel(*_check_defocus(radius=radius, alias_blur=alias_blur)), "reflect101")
 
 
 register_frame_noise(
     "defocus_blur", family="blur", transform=_defocus_blur, compilable=False,
     draw=validating_draw(_check_defocus),
     defaults={"radius": 10, "alias_blur": 0.5}, pointwise=False, deterministic=True,
+    work_bytes=22, channelwise=True,
     description="disk blur radius 10 (anti-aliased, sigma 0.5), reflect-101 borders",
     severities=[{"radius": r, "alias_blur": a} for r, a in ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5))],
 )
@@ -298,19 +307,20 @@ def glass_shuffle_reference(x: torch.Tensor, key: torch.Tensor, table: torch.Ten
     M, C, H, W = x.shape
     if M == 0 or H * W == 0:
         return x.clone()
+    # Written for a small peak (one int32 plane per frame at a time, in-place updates):
+    # a 720p frame's offsets would otherwise take ~10 plane-sized temporaries.
     idx = torch.arange(H * W, dtype=torch.int32, device=x.device).reshape(1, H, W)
     b = rng.bits(key.to(torch.int32).reshape(M, 1, 1, 2), idx)  # [M, H, W]
-    e = table[((b >> (32 - GLASS_TABLE_BITS)) & ((1 << GLASS_TABLE_BITS) - 1)).long()]
-    dy = e >> 16
-    dx = (e & 0xFFFF) - 32768
+    e = table[b.bitwise_right_shift_(32 - GLASS_TABLE_BITS).bitwise_and_((1 << GLASS_TABLE_BITS) - 1)]
+    del b
     hh = torch.arange(H, dtype=torch.int32, device=x.device).reshape(1, H, 1)
     ww = torch.arange(W, dtype=torch.int32, device=x.device).reshape(1, 1, W)
-    sy = (hh + dy).clamp(1, max(H - 1, 1))
-    sx = (ww + dx).clamp(1, max(W - 1, 1))
-    fixed = (hh == 0) | (ww == 0)
-    sy = torch.where(fixed, hh, sy)
-    sx = torch.where(fixed, ww, sx)
-    src = (sy * W + sx).to(torch.int64).reshape(M, 1, H * W).expand(M, C, H * W)
+    # source row (e >> 16) + h and column (e & 0xFFFF) - 32768 + w, clamped to 1..H-1 / 1..W-1
+    src = (e >> 16).add_(hh).clamp_(1, max(H - 1, 1)).mul_(W)
+    src += e.bitwise_and_(0xFFFF).add_(ww - 32768).clamp_(1, max(W - 1, 1))
+    del e
+    fixed = (hh == 0) | (ww == 0)  # row 0 and column 0 keep their pixels
+    src = torch.where(fixed, idx, src).to(torch.int64).reshape(M, 1, H * W).expand(M, C, H * W)
     return x.reshape(M, C, H * W).gather(2, src).reshape(M, C, H, W)
 
 
@@ -347,6 +357,7 @@ def _glass_blur(x, fp, *, sigma, max_delta, iterations):
     s, d, n = _check_glass(sigma=sigma, max_delta=max_delta, iterations=iterations)
     g = gaussian_kernel1d(s, gaussian_radius(s, 4.0))  # skimage.filters.gaussian: truncate 4, mode 'nearest'
     y = separable_correlate2d(x, g, g, "replicate")
+    del x  # the work copy is ours alone (register_frame_noise passes it, keeps no reference)
     y = y.clamp_(0.0, 255.0).round_()  # the reference's uint8 intermediate (rounded, like the final cast)
     y = glass_shuffle(y, fp["key"], d, n)
     return separable_correlate2d(y, g, g, "replicate")
@@ -354,6 +365,7 @@ def _glass_blur(x, fp, *, sigma, max_delta, iterations):
 
 register_frame_noise(
     "glass_blur", family="blur", transform=_glass_blur, compilable=False, draw=_glass_draw,
+    work_bytes=22,
     defaults={"sigma": 1.5, "max_delta": 4, "iterations": 2}, pointwise=False,
     description="Gaussian 1.5, local pixel shuffle (offsets up to 4, 2 sweeps), Gaussian 1.5",
     severities=[{"sigma": s, "max_delta": d, "iterations": n}
@@ -410,6 +422,7 @@ register_frame_noise(
     "zoom_blur", family="blur", transform=_zoom_blur, compilable=False,
     draw=validating_draw(_check_zoom),
     defaults={"zooms": (1.0, 1.31, 0.03)}, pointwise=False, deterministic=True,
+    work_bytes=13, channelwise=True,
     description="mean of the frame and its centre zooms 1.00..1.30 (step 0.03), bilinear",
     severities=[{"zooms": z} for z in ((1.0, 1.11, 0.01), (1.0, 1.16, 0.01), (1.0, 1.21, 0.02),
                                        (1.0, 1.26, 0.02), (1.0, 1.31, 0.03))],

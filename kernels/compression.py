@@ -67,6 +67,7 @@ register_frame_noise(
     "jpeg_artifact", family="quality", transform=_jpeg, uint8_transform=_jpeg_u8, compilable=False,
     draw=_jpeg_draw,
     defaults={"quality": 1}, pointwise=False, deterministic=True,
+    work_bytes=3, channelwise=False,
     description="JPEG round trip at quality 1 (libjpeg on CPU, nvjpeg on CUDA), 4:2:0 chroma",
     # ImageNet-C jpeg_compression quality = 25, 18, 15, 10, 7.
     severities=[{"quality": q} for q in (25, 18, 15, 10, 7)],

@@ -22,11 +22,12 @@ import torch
 
 from . import random as rng
 from ._compile import maybe_compiled, use_compiled
+from ._memory import chunk_plan
 from .registry import NoiseSpec, get_spec, register_noise
 
 __all__ = [
     "Context", "corrupt", "sample_params", "apply_params", "select_frames", "frame_count",
-    "register_frame_noise", "frame_uniform", "pixel_index", "to_work", "from_work",
+    "register_frame_noise", "frame_uniform", "pixel_index", "to_work", "from_work", "apply_chunked",
 ]
 
 
@@ -131,10 +132,45 @@ def _flat_frame_params(params: Mapping, B: int, n: int) -> dict:
     for k, v in params.items():
         if k in ("seed", "frames", "frame_idx"):
             continue
-        if isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[0] == B and v.shape[1] == n:
+        if _per_frame(v, B, n):
             out[k] = v.reshape(B * n, *v.shape[2:])
         else:
             out[k] = v
+    return out
+
+
+def _per_frame(v, B: int, n: int) -> bool:
+    return isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[0] == B and v.shape[1] == n
+
+
+def apply_chunked(video: torch.Tensor, out: torch.Tensor, frame_idx: torch.Tensor, fp: Mapping, fn: Callable, *,
+                  work_bytes: float, channelwise: bool = False, per_frame=()) -> torch.Tensor:
+    """``out[b, t] = fn(video[b, t], fp)`` for the chosen frames, chunk by chunk (``_memory.chunk_plan``).
+
+    Args:
+        video, out: ``[B, T, C, H, W]`` (``out`` may be ``video`` itself: chunks never overlap).
+        frame_idx: int64 ``[B, n]``.
+        fp: per-frame params ``[B*n, ...]`` (the keys of ``per_frame``), anything else passed whole;
+            ``fp["clip"]`` (int64 ``[B*n]``, each frame's clip) is added.
+        fn: ``fn(frames [m, c, H, W] in video's dtype, fp sliced to the chunk) -> frames``.
+        work_bytes: the transform's working set per element of the frames it gets.
+        channelwise: True when the channels are independent (a chunk may hold some planes only).
+    """
+    B, T, C, H, W = video.shape
+    n = frame_idx.shape[1]
+    M = B * n
+    clip = torch.arange(B, device=video.device)[:, None].expand(B, n).reshape(M)
+    t = frame_idx.reshape(M)
+    fp = dict(fp, clip=clip)
+    per = set(per_frame) | {"clip"}
+    plan = chunk_plan(M, C, H * W, work_bytes, video.numel() * video.element_size(), channelwise)
+    for f0, f1, c0, c1 in plan:  # memory-bounded chunks (one for small inputs), never per pixel
+        part = {k: (v[f0:f1] if k in per else v) for k, v in fp.items()}
+        b, tt = clip[f0:f1], t[f0:f1]
+        if (c0, c1) == (0, C):
+            out[b, tt] = fn(video[b, tt], part)
+        else:
+            out[b, tt, c0:c1] = fn(video[b, tt, c0:c1], part)
     return out
 
 
@@ -152,7 +188,7 @@ def register_frame_noise(name: str, *, family: str, description: str, transform:
                          draw: Callable | None = None, defaults: Mapping | None = None,
                          frame_mode: str = "selected", severities=None, pointwise: bool = True,
                          compilable: bool = True, uint8_transform: Callable | None = None,
-                         **extras) -> NoiseSpec:
+                         work_bytes: float = 16.0, channelwise: bool = False, **extras) -> NoiseSpec:
     """Register a noise that transforms the chosen frames one by one (each independently).
 
     Args:
@@ -166,6 +202,10 @@ def register_frame_noise(name: str, *, family: str, description: str, transform:
         uint8_transform: optional ``f(frames_u8, fp, **p) -> uint8 frames`` for uint8 input that
             skips the float round trip (a codec, torch's uint8 resampling kernels); it may return
             ``NotImplemented`` (e.g. on a device without a uint8 kernel) to use ``transform``.
+        work_bytes: peak working memory of the transform per element of the frames it gets
+            (float32 temporaries: 4 bytes each), which sizes the chunks of ``apply_chunked``.
+        channelwise: True when the transform treats the channels independently (given a
+            ``[M, c, H, W]`` slice of the channels, it returns that slice of its result).
     """
 
     def sample(ctx: Context, **p) -> dict:
@@ -179,10 +219,10 @@ def register_frame_noise(name: str, *, family: str, description: str, transform:
             out = uint8_transform(sel, fp, **p)
             if out is not NotImplemented:
                 return out
-        work = to_work(sel)
-        y = transform(work, fp, **p)
+        # The float copy is passed, not kept: a transform that drops its ``x`` frees it early.
+        y = transform(to_work(sel), fp, **p)
         # In place only on a fresh, unshared result: never on the caller's frames (``sel`` is a
-        # gathered copy, but float32 input makes ``work`` that same copy) or on a view.
+        # gathered copy, but float32 input makes the work copy that same tensor) or on a view.
         reuse = (not torch.compiler.is_compiling() and y._base is None and y.data_ptr() != sel.data_ptr()
                  and not y.requires_grad)
         return from_work(y, sel.dtype, reuse=reuse)
@@ -205,24 +245,23 @@ def register_frame_noise(name: str, *, family: str, description: str, transform:
         n = idx.shape[1]
         if B * n == 0 or C * H * W == 0:
             return video if inplace else video.clone()
-        b = torch.arange(B, device=video.device)[:, None]
         if pointwise and compilable and use_compiled(video.device, video.numel()):
+            b = torch.arange(B, device=video.device)[:, None]
             fp = {k: _spread(v, b, idx, T) for k, v in _flat_frame_params(params, B, n).items()}
             fn = maybe_compiled(masked_kernel, video.device, video.numel())
             y = fn(video.reshape(B * T, C, H, W), fp, params["frames"].reshape(B * T), p).reshape(video.shape)
             return video.copy_(y) if inplace else y
         out = video if inplace else video.clone()
-        sel = video[b, idx].reshape(B * n, C, H, W)
         # Non-pointwise noises compile on CUDA (or with "always") only: on CPU their compile
         # takes 10-25 s at 720p for a modest gain.
         fn = maybe_compiled(kernel, video.device, 0) if compilable else kernel
-        y = fn(sel, _flat_frame_params(params, B, n), p)
-        out[b, idx] = y.reshape(B, n, C, H, W)
-        return out
+        per = [k for k, v in params.items() if k not in ("seed", "frames", "frame_idx") and _per_frame(v, B, n)]
+        return apply_chunked(video, out, idx, _flat_frame_params(params, B, n), lambda sel, fp: fn(sel, fp, p),
+                             work_bytes=work_bytes, channelwise=channelwise, per_frame=per)
 
     return register_noise(name, family=family, description=description, sample=sample, apply=apply,
                           defaults=defaults, frame_mode=frame_mode, severities=severities,
-                          pointwise=pointwise, **extras)
+                          pointwise=pointwise, work_bytes=work_bytes, channelwise=channelwise, **extras)
 
 
 # ----------------------------------------------------------------------------- dispatcher
