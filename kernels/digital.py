@@ -76,6 +76,7 @@ register_frame_noise(
     "resolution_degrade", family="digital", transform=_resolution_degrade, compilable=False,
     draw=validating_draw(_check_resolution),
     defaults={"scale_factor": 0.1}, pointwise=False, deterministic=True,
+    work_bytes=10, channelwise=True,
     description="bicubic down to 0.1x (no antialias) and back up",
     # ImageNet-C pixelate's factors (it resamples with a box filter; we keep bicubic).
     severities=[{"scale_factor": c} for c in (0.6, 0.5, 0.4, 0.3, 0.25)],
@@ -143,6 +144,7 @@ def _stretch_squish_u8(x, fp, *, stretch_ratio):
 
 register_frame_noise(
     "stretch_squish", family="digital", transform=_stretch_squish, compilable=False, draw=_stretch_draw,
+    work_bytes=4, channelwise=True,
     uint8_transform=_stretch_squish_u8,
     defaults={"stretch_ratio": 1.0 / 30.0}, pointwise=False,
     description="one axis per clip squeezed to 1/30 (bicubic) and stretched back",
@@ -152,7 +154,10 @@ register_frame_noise(
 
 # edge_sawtooth ----------------------------------------------------------------
 
-_TG22 = 13573  # OpenCV canny: round(tan(22.5 deg) * 2**15)
+# The Canny machinery lives in _canny; imported here by name (tests use nrvl.kernels.digital.canny etc.).
+import sys  # noqa: E402
+
+from ._canny import _TG22, _dilate, _gray_like_opencv, _hysteresis, canny  # noqa: E402,F401
 
 
 def _check_edge(*, low_threshold, high_threshold, dilate_size, surround_noise_ratio):
@@ -163,127 +168,6 @@ def _check_edge(*, low_threshold, high_threshold, dilate_size, surround_noise_ra
     return lo, hi, k, q
 
 
-def _gray_like_opencv(x: torch.Tensor) -> torch.Tensor:
-    """float ``[M, H, W]`` of integers: ``cv2.cvtColor(frame, COLOR_BGR2GRAY)`` on RGB data, bit-exact.
-
-    The reference passed RGB frames to the BGR conversion, so channel 0 (red) gets
-    blue's weight 0.114 and channel 2 (blue) gets red's 0.299. OpenCV's uint8 path
-    works in 15-bit fixed point, ``(3735 c0 + 19235 c1 + 9798 c2 + 2**14) >> 15``
-    (checked against cv2 4.11 on every sampled colour). Exact in float32: every
-    intermediate is an integer below 2**24 and the shift is a division by a power of two.
-    """
-    v = x.clamp(0.0, 255.0).round()
-    return torch.floor((v[:, 0] * 3735.0 + v[:, 1] * 19235.0 + v[:, 2] * 9798.0 + 16384.0) * (1.0 / 32768.0))
-
-
-def _hysteresis(strong: torch.Tensor, weak: torch.Tensor) -> torch.Tensor:
-    """Strong pixels plus the weak ones 8-connected to a strong one through weak pixels (exact).
-
-    Connected components of the weak pixels by Shiloach-Vishkin style hooking and
-    pointer jumping on the compacted weak pixels, over the edge list of 8-neighbour
-    pairs; after each round the edges whose ends already share a label are dropped,
-    so later rounds only touch the unfinished part (about 2x faster on textured
-    720p video than looping over every edge). A component is kept when one of its
-    pixels touches a strong one. Exactness makes the result the same on every device.
-    Host syncs: one ``nonzero`` up front and one edge filter per round; the number of
-    rounds grows roughly with the log of the longest chain.
-    """
-    M, H, W = weak.shape
-    idx = weak.reshape(-1).nonzero().squeeze(1)  # int64 [N], ascending
-    N = idx.numel()
-    if N == 0:
-        return strong
-    seed = (weak & _dilate(strong, 3)).reshape(-1)[idx]
-    ids = torch.full((weak.numel(),), -1, dtype=torch.int64, device=weak.device)
-    ids[idx] = torch.arange(N, device=weak.device)
-    r = torch.div(idx, W, rounding_mode="floor") % H
-    c = idx % W
-    own = torch.arange(N, device=weak.device)
-    us, vs = [], []
-    for dr, dc in ((0, 1), (1, -1), (1, 0), (1, 1)):  # the 4 forward 8-neighbours cover every edge once
-        ok = (r + dr < H) & (c + dc >= 0) & (c + dc < W)
-        q = ids[(idx + dr * W + dc).clamp(0, weak.numel() - 1)]
-        present = ok & (q >= 0)
-        us.append(own[present])
-        vs.append(q[present])
-    u, v = torch.cat(us), torch.cat(vs)
-    f = own.clone()
-    # Pointers only go to smaller indices, so a tree's root is its minimum. Only roots are
-    # hooked, so trees only ever merge: two ends that once share a label stay in one tree,
-    # and their edge can be dropped. Labels only decrease, so the loop ends.
-    while u.numel():
-        fu, fv = f[u], f[v]
-        hi, lo = torch.maximum(fu, fv), torch.minimum(fu, fv)
-        root = f[hi] == hi
-        f = f.scatter_reduce(0, hi[root], lo[root], reduce="amin")
-        f = f[f][f]  # pointer jumping, twice
-        live = f[u] != f[v]
-        u, v = u[live], v[live]
-    while True:  # every component is one tree now: compress it to its root
-        g = f[f]
-        if torch.equal(g, f):
-            break
-        f = g
-    hit = torch.zeros(N, dtype=torch.int32, device=weak.device).scatter_reduce(0, f, seed.to(torch.int32), reduce="amax")
-    keep = hit[f] > 0
-    out = strong.reshape(-1).clone()
-    out[idx] = keep
-    return out.reshape(M, H, W)
-
-
-def canny(gray: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """OpenCV's ``cv2.Canny(gray, low, high)`` (aperture 3, L1 gradient), batched: bool ``[M, H, W]``.
-
-    Sobel with replicated borders, ``|dx| + |dy|``, OpenCV's non-maximum
-    suppression (its fixed-point 22.5/67.5 degree sectors and its ``>``/``>=``
-    tie rules, zero magnitude outside the frame), thresholds ``mag > floor(low)``
-    (candidate) and ``> floor(high)`` (strong), and exact hysteresis along
-    8-connected candidates (``_hysteresis``).
-
-    Args:
-        gray: integer-valued float ``[M, H, W]`` on 0..255 (all arithmetic below is
-            exact in float32).
-    """
-    lo, hi = sorted((math.floor(low), math.floor(high)))  # OpenCV swaps reversed thresholds
-    g = F.pad(gray.to(torch.float32)[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
-    sv = g[:, :-2] + 2.0 * g[:, 1:-1] + g[:, 2:]  # vertical smoothing, [M, H, W+2]
-    dx = sv[..., 2:] - sv[..., :-2]
-    sh = g[..., :-2] + 2.0 * g[..., 1:-1] + g[..., 2:]  # horizontal smoothing, [M, H+2, W]
-    dy = sh[:, 2:] - sh[:, :-2]
-    xs, ys = dx.abs(), dy.abs()
-    mag = xs + ys
-    mp = F.pad(mag, (1, 1, 1, 1))
-    # OpenCV: |dy| * 2**15 < |dx| * TG22 -> horizontal; |dy| * 2**15 > |dx| * (TG22 + 2**16) -> vertical.
-    # Written so every product is exact in float32 (integers times powers of two, or below 2**24).
-    tg22x = xs * float(_TG22)
-    horizontal = ys * 32768.0 < tg22x
-    vertical = (ys - 2.0 * xs) * 32768.0 > tg22x
-    same_sign = (dx >= 0) == (dy >= 0)  # OpenCV's (dx ^ dy) >= 0
-    diag = torch.where(same_sign, (mag > mp[:, :-2, :-2]) & (mag > mp[:, 2:, 2:]),
-                       (mag > mp[:, :-2, 2:]) & (mag > mp[:, 2:, :-2]))
-    local_max = torch.where(horizontal, (mag > mp[:, 1:-1, :-2]) & (mag >= mp[:, 1:-1, 2:]),
-                            torch.where(vertical, (mag > mp[:, :-2, 1:-1]) & (mag >= mp[:, 2:, 1:-1]), diag))
-    cand = local_max & (mag > lo)
-    strong = cand & (mag > hi)
-    return _hysteresis(strong, cand & ~strong)
-
-
-def _dilate(m: torch.Tensor, k: int) -> torch.Tensor:
-    """``cv2.dilate`` with a ``k x k`` box and the default anchor ``(k//2, k//2)`` (zero outside)."""
-    if k == 1:
-        return m
-    a = k // 2
-    p = F.pad(m.to(torch.uint8), (a, k - 1 - a, a, k - 1 - a))
-    H, W = m.shape[-2:]
-    rows = p[..., 0:W]
-    for j in range(1, k):
-        rows = rows | p[..., j:j + W]
-    out = rows[..., 0:H, :]
-    for i in range(1, k):
-        out = out | rows[..., i:i + H, :]
-    return out.bool()
-
-
 def _edge_draw(ctx: Context, frame_idx, **p) -> dict:
     """``mask_key``, ``value_key``: int32 ``[B, n, 2]`` per-frame keys of the surround coin and the colours."""
     _check_edge(**p)
@@ -291,21 +175,48 @@ def _edge_draw(ctx: Context, frame_idx, **p) -> dict:
             "value_key": rng.keys(ctx.seeds, "edge_sawtooth/value", frame_idx)}
 
 
+def _edge_mask(x, fp, lo, hi, k, q, coin_dtype):
+    """bool ``[M, H, W]``: the dilated Canny edges plus the neighbours whose coin is below ``q``."""
+    mask = _dilate(canny(_gray_like_opencv(x), lo, hi), k)  # [M, H, W]
+    surround = _dilate(mask, 3)  # the 8 neighbours (and the pixel itself, already in the edges)
+    # The coin is rng.uniform(...) < q, compared in integers: the uniform is its 24-bit integer
+    # times 2**-24 (exact in float32/64), and torch rounds q to the uniform's dtype first.
+    coin = rng.bits(fp["mask_key"][:, None, None, :], pixel_index(x.shape, x.device, False)[:, 0])
+    coin = coin.bitwise_right_shift_(8).bitwise_and_(0xFFFFFF)
+    below = math.ceil(float(torch.tensor(q, dtype=coin_dtype)) * 2.0 ** 24)
+    heads = coin.sub_(below).bitwise_right_shift_(31).to(torch.bool)  # coin < below, by its sign bit
+    return mask.logical_or_(surround.logical_and_(heads))
+
+
+def _edge_values(x, fp):
+    """The replacement colours ``[M, 3, H, W]`` (uint8 view): uniform integers 0..255 per channel
+    (the reference's randint(0, 256)), bytes 0, 1, 2 of one hash per pixel."""
+    b = rng.bits(fp["value_key"][:, None, None, :], pixel_index(x.shape, x.device, False)[:, 0])  # [M, H, W]
+    if sys.byteorder == "little":  # byte j of the int32 is (b >> 8j) & 255
+        return b.view(torch.uint8).view(*b.shape, 4).permute(0, 3, 1, 2)[:, :3]
+    return torch.stack([b & 255, (b >> 8) & 255, (b >> 16) & 255], dim=1).to(torch.uint8)
+
+
 def _edge_sawtooth(x, fp, *, low_threshold, high_threshold, dilate_size, surround_noise_ratio):
     lo, hi, k, q = _check_edge(low_threshold=low_threshold, high_threshold=high_threshold,
                                dilate_size=dilate_size, surround_noise_ratio=surround_noise_ratio)
-    edges = _dilate(canny(_gray_like_opencv(x), lo, hi), k)  # [M, H, W]
-    surround = _dilate(edges, 3)  # the 8 neighbours (and the pixel itself, already in `edges`)
-    coin = rng.uniform(fp["mask_key"][:, None, None, :], pixel_index(x.shape, x.device, False)[:, 0], x.dtype)
-    mask = edges | (surround & (coin < q))
-    # Uniform integers 0..255 per channel (the reference's randint(0, 256)): 8 bits each of one hash.
-    b = rng.bits(fp["value_key"][:, None, None, :], pixel_index(x.shape, x.device, False)[:, 0])  # [M, H, W]
-    value = torch.stack([b & 255, (b >> 8) & 255, (b >> 16) & 255], dim=1).to(x.dtype)
-    return torch.where(mask[:, None], value, x)
+    mask = _edge_mask(x, fp, lo, hi, k, q, x.dtype)
+    return torch.where(mask[:, None], _edge_values(x, fp).to(x.dtype), x)
+
+
+def _edge_sawtooth_u8(x, fp, *, low_threshold, high_threshold, dilate_size, surround_noise_ratio):
+    """The same on uint8 frames, without the float round trip (every step is exact in integers)."""
+    lo, hi, k, q = _check_edge(low_threshold=low_threshold, high_threshold=high_threshold,
+                               dilate_size=dilate_size, surround_noise_ratio=surround_noise_ratio)
+    mask = _edge_mask(x, fp, lo, hi, k, q, torch.float32)  # the float path's working dtype for uint8
+    # x ^ ((x ^ value) & 0xFF/0x00): a bitwise select, exact, and ~100x faster than torch.where on the CPU.
+    sel = mask.view(torch.uint8).mul(255)[:, None]
+    return (x ^ _edge_values(x, fp)).bitwise_and_(sel).bitwise_xor_(x)
 
 
 register_frame_noise(
     "edge_sawtooth", family="digital", transform=_edge_sawtooth, compilable=False, draw=_edge_draw,
+    uint8_transform=_edge_sawtooth_u8, work_bytes=8,
     defaults={"low_threshold": 50.0, "high_threshold": 150.0, "dilate_size": 2, "surround_noise_ratio": 0.3},
     pointwise=False,
     description="Canny(50,150) edges, 2x2-dilated, plus 30% of their neighbours -> random RGB",
@@ -369,6 +280,7 @@ def _elastic(x, fp, *, alpha, sigma, amplitude):
 
 register_frame_noise(
     "elastic", family="digital", transform=_elastic, compilable=False, draw=_elastic_draw,
+    work_bytes=17,
     defaults={"alpha": 30.0, "sigma": 0.01, "amplitude": 0.005}, pointwise=False,
     description="elastic warp: uniform field +-0.005H, Gaussian sigma 0.01(H,W), x30, bilinear, reflect",
     # imagecorruptions elastic_transform alpha = 250 * (.05, .065, .085, .10, .12).

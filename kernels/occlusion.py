@@ -16,7 +16,7 @@ from typing import Callable, Mapping
 
 import torch
 
-from .core import Context, base_params, frame_uniform, register_frame_noise, to_work
+from .core import Context, apply_chunked, base_params, frame_uniform, register_frame_noise, to_work
 from .registry import register_noise
 
 __all__ = ["default_detector", "DETECTOR_WEIGHTS"]
@@ -69,8 +69,25 @@ def _random_block(x, fp, *, min_ratio, max_ratio):
     return x.masked_fill(inside[:, None], 0.0)
 
 
+def _outside_u8(top, left, h, w, H: int, W: int, device) -> torch.Tensor:
+    """uint8 ``[M, 1, H, W]``: 0 inside the box (rows ``[top, top+h)`` x columns ``[left, left+w)``), 1 outside."""
+    ys = torch.arange(H, device=device)[None, :, None]
+    xs = torch.arange(W, device=device)[None, None, :]
+    rows = (ys >= top[:, None, None]) & (ys < (top + h)[:, None, None])  # [M, H, 1]
+    cols = (xs >= left[:, None, None]) & (xs < (left + w)[:, None, None])  # [M, 1, W]
+    return (rows & cols).logical_not_().view(torch.uint8)[:, None]
+
+
+def _random_block_u8(x, fp, *, min_ratio, max_ratio):
+    """uint8 frames: one multiply by the 0/1 outside-the-box map (exact; on the CPU far faster
+    than masked_fill, and no float copy of the frames)."""
+    b = fp["box"]
+    return x * _outside_u8(b[:, 0], b[:, 1], b[:, 2], b[:, 3], x.shape[-2], x.shape[-1], x.device)
+
+
 register_frame_noise(
     "random_block", family="occlusion", transform=_random_block, draw=_block_draw,
+    uint8_transform=_random_block_u8,
     defaults={"min_ratio": 0.3, "max_ratio": 0.7},
     description="one black rectangle per frame, sides U(0.3, 0.7) of H and W, anywhere inside the frame",
     severities=[{"min_ratio": a, "max_ratio": b} for a, b in ((0.1, 0.2), (0.15, 0.3), (0.2, 0.45), (0.25, 0.55),
@@ -153,34 +170,50 @@ def _stack_detections(results, M: int, device):
             pad(scores, batch_first=True, padding_value=float("-inf")))
 
 
-def _target_apply(video, params: Mapping, *, inplace=False, detector, conf, boxes):
-    B, T, C, H, W = video.shape
-    idx = params["frame_idx"]
-    n = idx.shape[1]
-    out = video if inplace else video.clone()
-    M = B * n
-    if M == 0 or C * H * W == 0:
-        return out
-    b = torch.arange(B, device=video.device)[:, None]
-    sel = video[b, idx].reshape(M, C, H, W)
-    fn = detector if detector is not None else default_detector(video.device)
-    frames = (to_work(sel) / 255.0).to(torch.float32)
+# Working set per element of a chunk of chosen frames: the detector's float32 copy (4 bytes),
+# the gathered frames and the result (1 byte each for uint8; float input adds its own), the mask.
+_TARGET_WORK_BYTES = 8.0
+
+
+def _target_chunk(sel, detector, conf, boxes):
+    """The chosen frames ``sel`` ``[M, C, H, W]`` with their top-scoring boxes set to 0."""
+    M, C, H, W = sel.shape
+    if sel.dtype == torch.uint8:  # one float copy, scaled in place
+        frames = sel.to(torch.float32).div_(255.0)
+    else:
+        frames = (to_work(sel) / 255.0).to(torch.float32)
     with torch.no_grad():
-        results = fn(list(frames.unbind(0)))
-    box, score = _stack_detections(results, M, video.device)
+        results = detector(list(frames.unbind(0)))
+    del frames
+    box, score = _stack_detections(results, M, sel.device)
+    del results
     k = min(int(boxes), box.shape[1])
     if k == 0:
-        return out
+        return sel
     score = torch.where(score >= conf, score, torch.full_like(score, float("-inf")))
     top, order = score.topk(k, dim=1)  # [M, k]: most confident first
     xyxy = box.gather(1, order[..., None].expand(M, k, 4))
     # The reference clamps to the frame and truncates to int: rows [y1, y2), columns [x1, x2).
     x1, x2 = (torch.floor(xyxy[..., i].clamp(0, W)) for i in (0, 2))
     y1, y2 = (torch.floor(xyxy[..., i].clamp(0, H)) for i in (1, 3))
-    hit = _box_mask(y1, x1, y2 - y1, x2 - x1, H, W, video.device)  # [M, k, H, W]
+    hit = _box_mask(y1, x1, y2 - y1, x2 - x1, H, W, sel.device)  # [M, k, H, W]
     hit = (hit & torch.isfinite(top)[..., None, None]).any(dim=1)
-    out[b, idx] = sel.masked_fill(hit[:, None], 0).reshape(B, n, C, H, W)
-    return out
+    if sel.dtype == torch.uint8:  # a multiply by 0/1: exact, and much faster than masked_fill on the CPU
+        return sel * hit.logical_not_().view(torch.uint8)[:, None]
+    return sel.masked_fill(hit[:, None], 0)
+
+
+def _target_apply(video, params: Mapping, *, inplace=False, detector, conf, boxes):
+    B, T, C, H, W = video.shape
+    idx = params["frame_idx"]
+    n = idx.shape[1]
+    out = video if inplace else video.clone()
+    if B * n == 0 or C * H * W == 0:
+        return out
+    fn = detector if detector is not None else default_detector(video.device)
+    # Memory-bounded chunks of the chosen frames (the detector sees a few frames per call).
+    return apply_chunked(video, out, idx, {}, lambda sel, part: _target_chunk(sel, fn, conf, boxes),
+                         work_bytes=_TARGET_WORK_BYTES)
 
 
 register_noise(

@@ -27,6 +27,7 @@ None of the five has a severity table: ``ratio`` is their only strength, so
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Mapping
 
 import torch
@@ -354,6 +355,7 @@ def _other_video_sample(ctx: Context, *, donor=None) -> dict:
 def _other_video_apply(video: torch.Tensor, params: Mapping, *, inplace: bool = False,
                        donor=None) -> torch.Tensor:
     B, T, C, H, W = video.shape
+    given = donor
     donor = _check_donor(donor, B)
     frames = params["frames"].to(video.device)
     if donor is None:
@@ -377,9 +379,48 @@ def _other_video_apply(video: torch.Tensor, params: Mapping, *, inplace: bool = 
     bd = torch.arange(B, device=video.device)[:, None] if Bd == B else torch.zeros(B, 1, dtype=torch.int64,
                                                                                    device=video.device)
     rows = (bd * Td + idx % Td).reshape(-1)  # the same frame index, wrapped round the donor
+    fitted = _fitted_donor(given, donor, H, W, video.dtype) if (Hd, Wd) != (H, W) else None
+    if fitted is not None:  # the donor resized once, then only row copies per call
+        _write_frames(out, idx, _gather_rows(fitted, rows))
+        return out
     picked = _gather_rows(_rows(donor), rows).reshape(B * n, C, Hd, Wd)
     _write_frames(out, idx, _fit(picked, H, W, video.dtype))
     return out
+
+
+# The last donor resized to the last video size: ``(weakref to the donor as passed, its version
+# counter, shapes/dtypes/device, [Bd*Td, 3*H*W] rows)``. Evaluation passes one donor for a whole
+# run and a video's questions share its size, so the resize (most of the cost) happens once.
+# One entry only; dropped when the donor is freed; missed when the donor was changed in place.
+_FITTED: dict = {}
+
+
+def _fitted_donor(given: torch.Tensor, donor: torch.Tensor, H: int, W: int, dtype) -> torch.Tensor | None:
+    """Every donor frame fitted to ``H x W`` (``_fit``, frame by frame), as ``[Bd*Td, 3*H*W]`` rows, cached.
+
+    None when the donor cannot be cached (it needs grad, or is an inference tensor without a
+    version counter): the caller then resizes just the frames it needs.
+    """
+    try:
+        version = given._version
+    except RuntimeError:  # inference-mode tensors do not count their in-place changes
+        return None
+    if given.requires_grad:
+        return None
+    key = (tuple(given.shape), given.dtype, given.device, donor.device, H, W, dtype)
+    hit = _FITTED.get("last")
+    if hit is not None and hit[0]() is given and hit[1] == version and hit[2] == key:
+        return hit[3]
+    _FITTED.pop("last", None)  # free the old entry before making the new one
+    Bd, Td, C, Hd, Wd = donor.shape
+    fitted = _rows(_fit(_rows(donor).view(Bd * Td, C, Hd, Wd), H, W, dtype).unsqueeze(0))
+
+    def forget(ref):
+        if _FITTED.get("last", (None,))[0] is ref:
+            _FITTED.pop("last", None)
+
+    _FITTED["last"] = (weakref.ref(given, forget), version, key, fitted)
+    return fitted
 
 
 def _fit(frames: torch.Tensor, H: int, W: int, dtype: torch.dtype) -> torch.Tensor:

@@ -203,6 +203,43 @@ def test_edge_sawtooth_surround_ratio_zero_touches_only_the_dilated_edges():
     assert (changed.nonzero()[:, 1].unique().tolist()) == [29]
 
 
+def test_edge_sawtooth_uint8_path_equals_the_float_path():
+    """The uint8 fast path (integer gray, bitwise select) gives the float path's output exactly."""
+    video = smooth_video(b=2, t=3, h=37, w=53, seed=4).round().to(torch.uint8)
+    for kw in ({}, {"severity": 2}, {"dilate_size": 3, "low_threshold": 10, "high_threshold": 40}):
+        ours = K.corrupt(video, "edge_sawtooth", 0.7, seed=5, **kw)
+        ref = K.corrupt(video.float(), "edge_sawtooth", 0.7, seed=5, **kw)
+        assert ours.dtype == torch.uint8 and torch.equal(ours, ref.to(torch.uint8)) and (ours != video).any()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_edge_coin_in_integers_is_uniform_below_q(dtype):
+    """The surround coin compared in integers equals ``rng.uniform(...) < q`` in the working dtype,
+    also for q just either side of a float32 rounding boundary (torch rounds q to float32 first)."""
+    x = torch.zeros(2, 3, 5, 7, dtype=dtype)  # flat: no edges, so the mask is surround & coin only
+    fp = {"mask_key": K.random.keys(torch.tensor([3, 8]), "edge_sawtooth/mask")}
+    u = K.random.uniform(fp["mask_key"][:, None, None, :], torch.arange(35, dtype=torch.int32).reshape(1, 5, 7),
+                         dtype)
+    for c in u.flatten()[:12].tolist() + [0.0, 0.3, 1.0]:
+        for q in (c, math.nextafter(c, 2.0), math.nextafter(c, -1.0), c + 2.0 ** -26, c - 2.0 ** -26):
+            q = min(max(q, 0.0), 1.0)
+            surround_all = D._edge_mask(x + 255.0 * (torch.arange(7) == 3), fp, 50, 150, 1, q, dtype)
+            ref = D._dilate(D.canny(D._gray_like_opencv(x + 255.0 * (torch.arange(7) == 3)), 50, 150), 1)
+            ref = ref | (D._dilate(ref, 3) & (u < q))
+            assert torch.equal(surround_all, ref), (c, q)
+
+
+def test_canny_pieces_hold_on_strips_and_single_pixels():
+    """Frames of one row or column, single pixels and checkerboards (block graph borders, int16 signs)."""
+    g = torch.Generator().manual_seed(7)
+    for H, W in ((1, 1), (1, 9), (9, 1), (2, 2), (3, 5), (5, 3)):
+        for img in (torch.randint(0, 256, (H, W), generator=g).float(),
+                    ((torch.arange(H)[:, None] + torch.arange(W)) % 2 * 255).float()):
+            for low, high in ((50, 150), (0, 0), (10, 2000)):
+                ours = D.canny(img[None], low, high)[0].numpy()
+                assert (ours == literal_canny(img.numpy().astype(np.int64), low, high)).all(), (H, W, low, high)
+
+
 # ----------------------------------------------------------------------------- elastic
 
 

@@ -50,6 +50,16 @@ def test_random_block_tiny_frames_and_ratios():
         K.corrupt(bright(), "random_block", 0.5, seed=0, min_ratio=0.8, max_ratio=0.2)
 
 
+@pytest.mark.parametrize("shape", [(2, 8, 3, 40, 60), (1, 3, 3, 1, 1), (1, 4, 3, 7, 1), (2, 2, 3, 33, 17)])
+def test_random_block_uint8_path_equals_the_float_path(shape):
+    g = torch.Generator().manual_seed(2)
+    video = torch.randint(0, 256, shape, generator=g, dtype=torch.uint8)
+    for sev in (None, 1, 3):
+        ours = K.corrupt(video, "random_block", 0.6, seed=4, severity=sev)
+        ref = K.corrupt(video.float(), "random_block", 0.6, seed=4, severity=sev)
+        assert ours.dtype == torch.uint8 and torch.equal(ours, ref.to(torch.uint8))
+
+
 # ============================================================================ target_block
 
 
@@ -158,3 +168,23 @@ def test_default_detector_loads_from_the_hub_cache(tmp_path, monkeypatch):
     out = K.corrupt(video, "target_block", 0.5, seed=0)
     assert out.shape == video.shape
     assert "cpu" in O._DETECTORS and not O._DETECTORS["cpu"].training
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_target_block_chunks_give_the_same_result(monkeypatch, dtype):
+    """Whatever the chunking of the chosen frames (one detector call each), the output is the same."""
+    from noise_inputs import fake_detector
+
+    calls = []
+
+    def detector(frames):
+        calls.append(len(frames))
+        return fake_detector(frames)
+
+    video = bright(b=2, t=6, h=30, w=44, dtype=dtype)
+    whole = K.corrupt(video, "target_block", 0.9, seed=2, detector=detector, boxes=2)
+    assert calls == [10]
+    monkeypatch.setattr(O, "_TARGET_WORK_BYTES", 1e12)  # forces one frame per chunk
+    calls.clear()
+    one_by_one = K.corrupt(video, "target_block", 0.9, seed=2, detector=detector, boxes=2)
+    assert calls == [1] * 10 and torch.equal(whole, one_by_one)
