@@ -167,11 +167,12 @@ def plasma_fractal(seeds: torch.Tensor, stream: str, mapsize: int, wibbledecay: 
     # Counters as device tensors: a Python int would be copied to the device on every call.
     counters = torch.arange(3 * mapsize.bit_length(), dtype=torch.int32, device=seeds.device)
 
-    def wibbled_mean(acc, phase):
+    def wibbled_mean(acc, phase):  # acc is a temporary: overwritten
         key = rng.keys(seeds, stream, counters[3 * level + phase])[:, None, None, :]
         i = torch.arange(acc[0].numel(), dtype=torch.int32, device=seeds.device).reshape(acc.shape[1:])
-        u = rng.uniform(key, i, dtype)
-        return acc / 4 + wibble * (wibble * (2.0 * u - 1.0))
+        # acc / 4 + wibble * (wibble * (2u - 1)), op for op, in place
+        w = rng.uniform(key, i, dtype).mul_(2.0).sub_(1.0).mul_(wibble).mul_(wibble)
+        return w.add_(acc.div_(4))
 
     while step >= 2:
         h = step // 2
@@ -186,8 +187,8 @@ def plasma_fractal(seeds: torch.Tensor, stream: str, mapsize: int, wibbledecay: 
         step //= 2
         wibble /= wibbledecay
         level += 1
-    m = m - m.amin(dim=(1, 2), keepdim=True)
-    return m / m.amax(dim=(1, 2), keepdim=True)
+    m = m.sub_(m.amin(dim=(1, 2), keepdim=True))
+    return m.div_(m.amax(dim=(1, 2), keepdim=True))
 
 
 # ----------------------------------------------------------------------------- Perlin noise

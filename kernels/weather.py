@@ -22,7 +22,7 @@ import torch
 
 from . import _procedural as proc
 from . import random as rng
-from .core import Context, base_params, frame_uniform, from_work, register_frame_noise, to_work
+from .core import Context, apply_chunked, base_params, frame_uniform, from_work, register_frame_noise, to_work
 from .registry import register_noise
 
 __all__ = [
@@ -59,17 +59,28 @@ def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _apply_selected(video: torch.Tensor, params: Mapping, inplace: bool, fn) -> torch.Tensor:
-    """Run ``fn(frames float [B, n, C, H, W] on 0..255) -> float`` on the chosen frames only."""
+# Working set of rainy's and foggy's fn per element of the frames it gets: the float copy and
+# the clip map gathered per frame (one plane), updated in place.
+_MAP_WORK_BYTES = 8.0
+
+
+def _apply_selected(video: torch.Tensor, params: Mapping, inplace: bool, make_fn) -> torch.Tensor:
+    """Run ``fn(frames float [m, C, H, W] on 0..255, clip int64 [m]) -> float`` on the chosen frames.
+
+    ``make_fn()`` builds ``fn`` (and the clip maps it reads), only when some frame is chosen.
+    ``fn`` may work in place on its frames (a gathered copy) and is given them in
+    memory-bounded chunks (``core.apply_chunked``); ``clip`` says which clip each frame is of.
+    """
     B, T, C, H, W = video.shape
     idx = params["frame_idx"]
     n = idx.shape[1]
     out = video if inplace else video.clone()
     if B * n == 0 or C * H * W == 0:
         return out
-    b = torch.arange(B, device=video.device)[:, None]
-    out[b, idx] = from_work(fn(to_work(video[b, idx])), video.dtype)
-    return out
+    fn = make_fn()
+    return apply_chunked(video, out, idx, {}, lambda sel, part: from_work(fn(to_work(sel), part["clip"]),
+                                                                          video.dtype, reuse=True),
+                         work_bytes=_MAP_WORK_BYTES)
 
 
 # ============================================================================ rainy
@@ -193,13 +204,16 @@ def _rain_sample(ctx: Context, **p) -> dict:
 def _rain_apply(video, params, *, inplace=False, slant, drop_length, density, brightness, fog, blur_sigma):
     H, W = video.shape[-2:]
 
-    def fn(x):
+    def make_fn():
         r = rain_map(params["key"], H, W, slant=slant, drop_length=drop_length, density=density,
-                     blur_sigma=blur_sigma).to(x.dtype)
-        # The reference's dead contrast step is left out (its result was overwritten).
-        return x.mul_(1.0 - fog).add_(120.0 * fog).add_(r[:, None, None].mul_(200.0 * brightness))
+                     blur_sigma=blur_sigma)  # [B, H, W], once for all chunks
 
-    return _apply_selected(video, params, inplace, fn)
+        def fn(x, clip):
+            # The reference's dead contrast step is left out (its result was overwritten).
+            return x.mul_(1.0 - fog).add_(120.0 * fog).add_(r[clip].to(x.dtype)[:, None].mul_(200.0 * brightness))
+        return fn
+
+    return _apply_selected(video, params, inplace, make_fn)
 
 
 register_noise(
@@ -237,14 +251,17 @@ def _fog_sample(ctx: Context, **p) -> dict:
 def _fog_apply(video, params, *, inplace=False, strength, wibble_decay):
     H, W = video.shape[-2:]
 
-    def fn(x):
-        f = fog_map(params["seed"], H, W, wibble_decay=wibble_decay).to(x.dtype)
-        x = x / 255.0
-        m = x.amax(dim=(2, 3, 4), keepdim=True)  # per frame, before the fog is added
-        x = x.add_(f[:, None, None], alpha=strength).mul_(m / (m + strength))
-        return x.clamp_(0.0, 1.0).mul_(255.0)
+    def make_fn():
+        f = fog_map(params["seed"], H, W, wibble_decay=wibble_decay)  # [B, H, W], once for all chunks
 
-    return _apply_selected(video, params, inplace, fn)
+        def fn(x, clip):
+            x = x.div_(255.0)  # x is _apply_selected's working copy
+            m = x.amax(dim=(1, 2, 3), keepdim=True)  # per frame, before the fog is added
+            x = x.add_(f[clip].to(x.dtype)[:, None], alpha=strength).mul_(m / (m + strength))
+            return x.clamp_(0.0, 1.0).mul_(255.0)
+        return fn
+
+    return _apply_selected(video, params, inplace, make_fn)
 
 
 register_noise(
@@ -521,15 +538,22 @@ def _frost_draw(ctx: Context, frame_idx, *, frame_weight, frost_weight, texture_
 
 @_compiler_disable
 def _frost_crops(pick, crop, H, W, device, **bank_args) -> torch.Tensor:
+    """Each frame's texture crop, uint8 ``[M, 3, H, W]``.
+
+    A crop row is ``W`` consecutive bytes of the bank, so all rows of all frames are one
+    ``index_select`` of row starts from an ``unfold``ed (overlapping, copy-free) view of
+    the flat bank: a memory copy per row instead of a gather per pixel.
+    """
     bank, sizes = frost_bank(H, W, device, **bank_args)
-    K = bank.shape[0]
+    K, C, Hb, Wb = bank.shape
     k = (pick * K).floor().to(torch.int64).clamp_(0, K - 1)
     room = torch.stack([sizes[k, 0] - H, sizes[k, 1] - W], -1).clamp_min(0)  # [M, 2] free rows, columns
     off = torch.minimum((crop * room.clamp_min(1)).floor().to(torch.int64), room)
-    ys = torch.arange(H, device=device)[None, None, :, None] + off[:, 0, None, None, None]
-    xs = torch.arange(W, device=device)[None, None, None, :] + off[:, 1, None, None, None]
-    ch = torch.arange(3, device=device)[None, :, None, None]
-    return bank[k[:, None, None, None], ch, ys, xs]
+    ch = torch.arange(C, device=device)[None, :, None]
+    ys = torch.arange(H, device=device)[None, None, :] + off[:, 0, None, None]
+    starts = ((k[:, None, None] * C + ch) * Hb + ys) * Wb + off[:, 1, None, None]  # [M, C, H]
+    rows = bank.reshape(-1).unfold(0, W, 1)  # row s is bank.flat[s : s + W]
+    return rows.index_select(0, starts.reshape(-1)).reshape(k.shape[0], C, H, W)
 
 
 def _frost(x, fp, *, frame_weight, frost_weight, texture_dir, num_textures, texture_seed):
@@ -539,8 +563,23 @@ def _frost(x, fp, *, frame_weight, frost_weight, texture_dir, num_textures, text
     return x.mul(frame_weight).add_(tex.to(x.dtype), alpha=frost_weight)
 
 
+def _frost_u8(x, fp, *, frame_weight, frost_weight, texture_dir, num_textures, texture_seed):
+    # The float path's ops and values, one channel plane at a time through two float buffers.
+    H, W = x.shape[-2:]
+    tex = _frost_crops(fp["pick"], fp["crop"], H, W, x.device, texture_dir=texture_dir,
+                       num_textures=num_textures, texture_seed=texture_seed)
+    out = torch.empty_like(x)
+    buf = torch.empty(x[:, 0].shape, dtype=torch.float32, device=x.device)
+    tbuf = torch.empty_like(buf)
+    for c in range(x.shape[1]):  # 3 planes, each a whole-batch op
+        buf.copy_(x[:, c]).mul_(frame_weight).add_(tbuf.copy_(tex[:, c]), alpha=frost_weight)
+        out[:, c].copy_(buf.clamp_(0.0, 255.0).round_())
+    return out
+
+
 register_frame_noise(
-    "frost", family="weather", compilable=False, transform=_frost, draw=_frost_draw, pointwise=False,
+    "frost", family="weather", compilable=False, transform=_frost, uint8_transform=_frost_u8, draw=_frost_draw,
+    pointwise=False,
     defaults={"frame_weight": 0.6, "frost_weight": 0.75, "texture_dir": None, "num_textures": 6,
               "texture_seed": 0},
     description="ImageNet-C frost (severity 5): 0.6x + 0.75*frost, random procedural ice texture and crop per frame",
@@ -585,10 +624,14 @@ def _reflect(x, fp, *, threshold, gain, blur_weight, kernel_size, blur_sigma, pe
     H, W = x.shape[-2:]
     mask = x.mean(dim=1, keepdim=True) > threshold
     k = proc.gaussian_kernel1d(kernel_size, blur_sigma, dtype=x.dtype, device=x.device)
-    lit = (gain * x).add_(proc.separable_blur(x, k, "reflect101"), alpha=blur_weight).clamp_(0.0, 255.0)
-    x = torch.where(mask, lit, x)
+    out = torch.empty_like(x)
+    for c in range(x.shape[1]):  # 3 planes, each batched over the frames: the blur's temporaries are a plane's
+        xc = x[:, c:c + 1]
+        lit = (gain * xc).add_(proc.separable_blur(xc, k, "reflect101"), alpha=blur_weight).clamp_(0.0, 255.0)
+        torch.where(mask, lit, xc, out=out[:, c:c + 1])
+        del lit
     p = perlin_map(H, W, x.device, scale=scale, octaves=octaves).to(x.dtype)
-    return x.mul_(1.0 - perlin_weight).add_(p, alpha=perlin_weight)
+    return out.mul_(1.0 - perlin_weight).add_(p, alpha=perlin_weight)
 
 
 register_frame_noise(
@@ -620,16 +663,33 @@ def _shadow_draw(ctx: Context, frame_idx, *, strength, kernel_size):
     return {"center": v[..., 0:2].contiguous(), "axes": v[..., 2:4].contiguous(), "angle": v[..., 4]}
 
 
+def _shadow_keep(fp, H: int, W: int, strength: float, kernel_size: int, dtype) -> torch.Tensor:
+    """``1 - strength * clamp(blur(ellipse), 0, 1)`` per frame, ``[M, H, W]`` (cv2 51x51 Gaussian, reflect-101)."""
+    mask = proc.ellipse_masks(fp["center"], fp["axes"], fp["angle"], H, W, dtype=dtype)
+    k = proc.gaussian_kernel1d(kernel_size, 0.0, dtype=dtype, device=mask.device)  # cv2: sigma from ksize
+    return proc.separable_blur(mask, k, "reflect101").clamp_(0.0, 1.0).mul_(-strength).add_(1.0)
+
+
 def _shadow(x, fp, *, strength, kernel_size):
     H, W = x.shape[-2:]
-    mask = proc.ellipse_masks(fp["center"], fp["axes"], fp["angle"], H, W, dtype=x.dtype)
-    k = proc.gaussian_kernel1d(kernel_size, 0.0, dtype=x.dtype, device=x.device)  # cv2: sigma from ksize
-    keep = proc.separable_blur(mask, k, "reflect101").clamp_(0.0, 1.0).mul_(-strength).add_(1.0)
-    return x * keep[:, None]
+    return x * _shadow_keep(fp, H, W, strength, kernel_size, x.dtype)[:, None]
+
+
+def _shadow_u8(x, fp, *, strength, kernel_size):
+    # The float path's values (keep is in [0, 1], so no clamp is needed), one channel plane
+    # at a time through one float buffer: no float copy of the frames.
+    H, W = x.shape[-2:]
+    keep = _shadow_keep(fp, H, W, strength, kernel_size, torch.float32)
+    out = torch.empty_like(x)
+    buf = torch.empty_like(keep)
+    for c in range(x.shape[1]):  # 3 planes, each a whole-batch op
+        buf.copy_(x[:, c]).mul_(keep).round_()
+        out[:, c].copy_(buf)
+    return out
 
 
 register_frame_noise(
-    "shadow", family="weather", transform=_shadow, draw=_shadow_draw, pointwise=False,
+    "shadow", family="weather", transform=_shadow, uint8_transform=_shadow_u8, draw=_shadow_draw, pointwise=False,
     defaults={"strength": 0.7, "kernel_size": 51},
     description="one random ellipse per frame, softened by a 51x51 Gaussian, darkened by 70%",
     severities=[{"strength": s} for s in (0.3, 0.4, 0.5, 0.6, 0.7)],

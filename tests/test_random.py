@@ -164,3 +164,15 @@ def test_cuda_draws_the_same_bits_as_cpu():
     cpu = R.bits(key[:, None, :], idx[None])
     gpu = R.bits(key.cuda()[:, None, :], idx.cuda()[None]).cpu()
     assert torch.equal(cpu, gpu)
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (64, 64), (1, 1000), (2, 1, 7)])
+def test_in_place_hash_equals_the_plain_formula(shape):
+    """``bits``/``uniform`` hash in place (two buffers); the values are the plain ops' bit for bit."""
+    key = R.keys(torch.tensor([1, 2**40 + 3]), "foggy/plasma", torch.tensor(7, dtype=torch.int32))
+    key = key.reshape(2, *([1] * len(shape)), 2)
+    i = torch.arange(torch.Size(shape).numel(), dtype=torch.int32).reshape(shape)
+    plain = R.mix32(R.mix32(i + key[..., 0]) ^ key[..., 1])
+    assert torch.equal(R.bits(key, i), plain)
+    for dtype in (torch.float32, torch.float64):
+        assert torch.equal(R.uniform(key, i, dtype), ((plain >> 8) & 0xFFFFFF).to(dtype) * (1.0 / 2**24))
