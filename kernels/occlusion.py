@@ -62,32 +62,42 @@ def _box_mask(top, left, h, w, H: int, W: int, device) -> torch.Tensor:
     return rows & cols
 
 
-def _random_block(x, fp, *, min_ratio, max_ratio):
-    H, W = x.shape[-2:]
-    b = fp["box"]
-    inside = _box_mask(b[:, 0], b[:, 1], b[:, 2], b[:, 3], H, W, x.device)
-    return x.masked_fill(inside[:, None], 0.0)
+def _block_sample(ctx: Context, **p) -> dict:
+    params = base_params(ctx, "selected")
+    params.update(_block_draw(ctx, params["frame_idx"], **p))
+    return params
 
 
-def _outside_u8(top, left, h, w, H: int, W: int, device) -> torch.Tensor:
-    """uint8 ``[M, 1, H, W]``: 0 inside the box (rows ``[top, top+h)`` x columns ``[left, left+w)``), 1 outside."""
-    ys = torch.arange(H, device=device)[None, :, None]
-    xs = torch.arange(W, device=device)[None, None, :]
-    rows = (ys >= top[:, None, None]) & (ys < (top + h)[:, None, None])  # [M, H, 1]
-    cols = (xs >= left[:, None, None]) & (xs < (left + w)[:, None, None])  # [M, 1, W]
-    return (rows & cols).logical_not_().view(torch.uint8)[:, None]
+def _block_apply(video, params: Mapping, *, inplace=False, min_ratio, max_ratio):
+    """One pass over the clip: ``video * keep``, ``keep`` a 0/1 map ``[B, T, 1, H, W]``.
+
+    ``keep`` is 0 inside each chosen frame's box (rows ``[top, top+h)`` x columns
+    ``[left, left+w)``) and 1 elsewhere (frames not chosen get an empty box), built as the
+    OR of a row and a column vector in uint8 (bool broadcasting is ~50x slower on a CPU).
+    Exact: ``0 * x = 0`` for the finite, non-negative values a clip holds. On the CPU several
+    times faster than gathering, filling and scattering the chosen frames.
+    """
+    B, T, C, H, W = video.shape
+    idx = params["frame_idx"]
+    n = idx.shape[1]
+    if B * n == 0 or C * H * W == 0:
+        return video if inplace else video.clone()
+    dev = video.device
+    box = torch.zeros(B, T, 4, dtype=torch.int64, device=dev)  # h = w = 0: an empty box
+    box[torch.arange(B, device=dev)[:, None], idx] = params["box"]
+    top, left, h, w = box.unbind(-1)
+    ys = torch.arange(H, device=dev)
+    xs = torch.arange(W, device=dev)
+    out_rows = ((ys < top[..., None]) | (ys >= (top + h)[..., None])).to(torch.uint8)  # [B, T, H]
+    out_cols = ((xs < left[..., None]) | (xs >= (left + w)[..., None])).to(torch.uint8)  # [B, T, W]
+    keep = (out_rows[..., :, None] | out_cols[..., None, :]).unsqueeze(2)  # [B, T, 1, H, W]
+    if video.dtype != torch.uint8:
+        keep = keep.to(video.dtype)
+    return video.mul_(keep) if inplace else video * keep
 
 
-def _random_block_u8(x, fp, *, min_ratio, max_ratio):
-    """uint8 frames: one multiply by the 0/1 outside-the-box map (exact; on the CPU far faster
-    than masked_fill, and no float copy of the frames)."""
-    b = fp["box"]
-    return x * _outside_u8(b[:, 0], b[:, 1], b[:, 2], b[:, 3], x.shape[-2], x.shape[-1], x.device)
-
-
-register_frame_noise(
-    "random_block", family="occlusion", transform=_random_block, draw=_block_draw,
-    uint8_transform=_random_block_u8,
+register_noise(
+    "random_block", family="occlusion", sample=_block_sample, apply=_block_apply, pointwise=True,
     defaults={"min_ratio": 0.3, "max_ratio": 0.7},
     description="one black rectangle per frame, sides U(0.3, 0.7) of H and W, anywhere inside the frame",
     severities=[{"min_ratio": a, "max_ratio": b} for a, b in ((0.1, 0.2), (0.15, 0.3), (0.2, 0.45), (0.25, 0.55),
