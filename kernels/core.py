@@ -28,6 +28,7 @@ from .registry import NoiseSpec, get_spec, register_noise
 __all__ = [
     "Context", "corrupt", "sample_params", "apply_params", "select_frames", "frame_count",
     "register_frame_noise", "frame_uniform", "pixel_index", "to_work", "from_work", "apply_chunked",
+    "apply_to_chosen",
 ]
 
 
@@ -143,6 +144,21 @@ def _per_frame(v, B: int, n: int) -> bool:
     return isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[0] == B and v.shape[1] == n
 
 
+def apply_to_chosen(video: torch.Tensor, params: Mapping, inplace: bool, make_fn: Callable,
+                    fp: Mapping | None = None, **chunking) -> torch.Tensor:
+    """A new clip (or ``video`` itself when ``inplace``) with the chosen frames replaced by ``fn``'s output.
+
+    ``make_fn()`` returns ``fn`` for ``apply_chunked`` and is called only when some frame is
+    chosen (so per-call set-up, a clip map or a detector, is skipped otherwise).
+    """
+    B, T, C, H, W = video.shape
+    idx = params["frame_idx"]
+    out = video if inplace else video.clone()
+    if B * idx.shape[1] == 0 or C * H * W == 0:
+        return out
+    return apply_chunked(video, out, idx, fp or {}, make_fn(), **chunking)
+
+
 def apply_chunked(video: torch.Tensor, out: torch.Tensor, frame_idx: torch.Tensor, fp: Mapping, fn: Callable, *,
                   work_bytes: float, channelwise: bool = False, per_frame=()) -> torch.Tensor:
     """``out[b, t] = fn(video[b, t], fp)`` for the chosen frames, chunk by chunk (``_memory.chunk_plan``).
@@ -164,13 +180,24 @@ def apply_chunked(video: torch.Tensor, out: torch.Tensor, frame_idx: torch.Tenso
     fp = dict(fp, clip=clip)
     per = set(per_frame) | {"clip"}
     plan = chunk_plan(M, C, H * W, work_bytes, video.numel() * video.element_size(), channelwise)
+    try:  # gathers by index_select on a [B*T] view: ~8x faster on a CPU than advanced indexing
+        frames = video.view(B * T, C, H, W)
+        flat = clip * T + t
+    except RuntimeError:  # a layout that has no such view
+        frames = None
     for f0, f1, c0, c1 in plan:  # memory-bounded chunks (one for small inputs), never per pixel
         part = {k: (v[f0:f1] if k in per else v) for k, v in fp.items()}
         b, tt = clip[f0:f1], t[f0:f1]
-        if (c0, c1) == (0, C):
-            out[b, tt] = fn(video[b, tt], part)
+        whole = (c0, c1) == (0, C)
+        if frames is not None:
+            sel = (frames if whole else frames[:, c0:c1]).index_select(0, flat[f0:f1])
         else:
-            out[b, tt, c0:c1] = fn(video[b, tt, c0:c1], part)
+            sel = video[b, tt] if whole else video[b, tt, c0:c1]
+        if whole:
+            out[b, tt] = fn(sel, part)
+        else:
+            out[b, tt, c0:c1] = fn(sel, part)
+        del sel
     return out
 
 
@@ -251,13 +278,13 @@ def register_frame_noise(name: str, *, family: str, description: str, transform:
             fn = maybe_compiled(masked_kernel, video.device, video.numel())
             y = fn(video.reshape(B * T, C, H, W), fp, params["frames"].reshape(B * T), p).reshape(video.shape)
             return video.copy_(y) if inplace else y
-        out = video if inplace else video.clone()
         # Non-pointwise noises compile on CUDA (or with "always") only: on CPU their compile
         # takes 10-25 s at 720p for a modest gain.
         fn = maybe_compiled(kernel, video.device, 0) if compilable else kernel
         per = [k for k, v in params.items() if k not in ("seed", "frames", "frame_idx") and _per_frame(v, B, n)]
-        return apply_chunked(video, out, idx, _flat_frame_params(params, B, n), lambda sel, fp: fn(sel, fp, p),
-                             work_bytes=work_bytes, channelwise=channelwise, per_frame=per)
+        return apply_to_chosen(video, params, inplace, lambda: (lambda sel, fp: fn(sel, fp, p)),
+                               _flat_frame_params(params, B, n), work_bytes=work_bytes, channelwise=channelwise,
+                               per_frame=per)
 
     return register_noise(name, family=family, description=description, sample=sample, apply=apply,
                           defaults=defaults, frame_mode=frame_mode, severities=severities,

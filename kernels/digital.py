@@ -135,11 +135,15 @@ def _stretch_squish_u8(x, fp, *, stretch_ratio):
     r = _check_stretch(stretch_ratio=stretch_ratio)
     H, W = x.shape[-2:]
     nh, nw = max(1, int(H * r)), max(1, int(W * r))
-    wide = F.interpolate(F.interpolate(x, size=(H, nw), mode="bicubic", align_corners=False),
-                         size=(H, W), mode="bicubic", align_corners=False)
-    tall = F.interpolate(F.interpolate(x, size=(nh, W), mode="bicubic", align_corners=False),
-                         size=(H, W), mode="bicubic", align_corners=False)
-    return torch.where(fp["horizontal"].reshape(-1, 1, 1, 1), wide, tall)
+    # On the CPU reading the axes is no device sync: resize each frame along its clip's axis only.
+    horizontal = fp["horizontal"].reshape(-1)
+    out = torch.empty_like(x)
+    for sel, size in ((horizontal, (H, nw)), (~horizontal, (nh, W))):  # the two axes, each batched
+        i = sel.nonzero().squeeze(1)
+        if i.numel():
+            small = F.interpolate(x.index_select(0, i), size=size, mode="bicubic", align_corners=False)
+            out.index_copy_(0, i, F.interpolate(small, size=(H, W), mode="bicubic", align_corners=False))
+    return out
 
 
 register_frame_noise(

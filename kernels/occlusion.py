@@ -16,7 +16,7 @@ from typing import Callable, Mapping
 
 import torch
 
-from .core import Context, apply_chunked, base_params, frame_uniform, register_frame_noise, to_work
+from .core import Context, apply_to_chosen, base_params, frame_uniform, register_frame_noise, to_work
 from .registry import register_noise
 
 __all__ = ["default_detector", "DETECTOR_WEIGHTS"]
@@ -214,16 +214,11 @@ def _target_chunk(sel, detector, conf, boxes):
 
 
 def _target_apply(video, params: Mapping, *, inplace=False, detector, conf, boxes):
-    B, T, C, H, W = video.shape
-    idx = params["frame_idx"]
-    n = idx.shape[1]
-    out = video if inplace else video.clone()
-    if B * n == 0 or C * H * W == 0:
-        return out
-    fn = detector if detector is not None else default_detector(video.device)
-    # Memory-bounded chunks of the chosen frames (the detector sees a few frames per call).
-    return apply_chunked(video, out, idx, {}, lambda sel, part: _target_chunk(sel, fn, conf, boxes),
-                         work_bytes=_TARGET_WORK_BYTES)
+    def chunk_fn():  # memory-bounded chunks of the chosen frames: the detector sees a few frames per call
+        fn = detector if detector is not None else default_detector(video.device)
+        return lambda sel, part: _target_chunk(sel, fn, conf, boxes)
+
+    return apply_to_chosen(video, params, inplace, chunk_fn, work_bytes=_TARGET_WORK_BYTES)
 
 
 register_noise(

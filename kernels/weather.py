@@ -22,7 +22,7 @@ import torch
 
 from . import _procedural as proc
 from . import random as rng
-from .core import Context, apply_chunked, base_params, frame_uniform, from_work, register_frame_noise, to_work
+from .core import Context, apply_to_chosen, base_params, frame_uniform, from_work, register_frame_noise, to_work
 from .registry import register_noise
 
 __all__ = [
@@ -71,16 +71,11 @@ def _apply_selected(video: torch.Tensor, params: Mapping, inplace: bool, make_fn
     ``fn`` may work in place on its frames (a gathered copy) and is given them in
     memory-bounded chunks (``core.apply_chunked``); ``clip`` says which clip each frame is of.
     """
-    B, T, C, H, W = video.shape
-    idx = params["frame_idx"]
-    n = idx.shape[1]
-    out = video if inplace else video.clone()
-    if B * n == 0 or C * H * W == 0:
-        return out
-    fn = make_fn()
-    return apply_chunked(video, out, idx, {}, lambda sel, part: from_work(fn(to_work(sel), part["clip"]),
-                                                                          video.dtype, reuse=True),
-                         work_bytes=_MAP_WORK_BYTES)
+    def chunk_fn():
+        fn = make_fn()
+        return lambda sel, part: from_work(fn(to_work(sel), part["clip"]), video.dtype, reuse=True)
+
+    return apply_to_chosen(video, params, inplace, chunk_fn, work_bytes=_MAP_WORK_BYTES)
 
 
 # ============================================================================ rainy
