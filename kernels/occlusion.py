@@ -16,7 +16,7 @@ from typing import Callable, Mapping
 
 import torch
 
-from .core import Context, apply_to_chosen, base_params, frame_uniform, register_frame_noise, to_work
+from .core import Context, apply_to_chosen, base_params, frame_uniform, to_work
 from .registry import register_noise
 
 __all__ = ["default_detector", "DETECTOR_WEIGHTS"]
