@@ -128,20 +128,27 @@ def _toeplitz(k: torch.Tensor, block: int) -> torch.Tensor:
     return torch.where((d >= 0) & (d < K), k[d.clamp(0, K - 1)], torch.zeros((), dtype=k.dtype, device=k.device))
 
 
+def _host_cached(store: dict, limit: int, kernel: torch.Tensor, key: tuple, build):
+    """``build()``, cached in ``store`` under the host ``kernel``'s values and ``key`` (at most ``limit``
+    entries, oldest dropped); kernels on a device are not cached (reading their values would sync)."""
+    if kernel.device.type != "cpu":
+        return build()
+    full = (tuple(kernel.reshape(-1).tolist()), tuple(kernel.shape)) + key
+    hit = store.get(full)
+    if hit is None:
+        if len(store) >= limit:
+            store.pop(next(iter(store)))
+        hit = store[full] = build()
+    return hit
+
+
 _TOEPLITZ: dict = {}
 
 
 def _toeplitz_for(k: torch.Tensor, block: int, dtype: torch.dtype, device) -> torch.Tensor:
     """``_toeplitz`` of a host kernel, cached per kernel, block, dtype and device (built once, not per call)."""
-    if k.device.type != "cpu":
-        return _toeplitz(k.to(dtype), block).to(device)
-    key = (tuple(k.tolist()), block, dtype, str(torch.device(device)))
-    T = _TOEPLITZ.get(key)
-    if T is None:
-        if len(_TOEPLITZ) >= 64:
-            _TOEPLITZ.pop(next(iter(_TOEPLITZ)))
-        T = _TOEPLITZ[key] = _toeplitz(k.to(dtype), block).to(device)
-    return T
+    return _host_cached(_TOEPLITZ, 64, k, (block, dtype, str(torch.device(device))),
+                        lambda: _toeplitz(k.to(dtype), block).to(device))
 
 
 def _block_size(K: int) -> int:
@@ -225,20 +232,11 @@ _SPECTRA: dict = {}
 
 
 def _kernel_spectrum(kernel: torch.Tensor, fh: int, fw: int, dtype: torch.dtype, device) -> torch.Tensor:
-    """``rfft2`` of the flipped kernel (correlation = convolution with the flip), cached for host kernels."""
-    def spectrum():
-        k = kernel.to(device=device, dtype=dtype).flip(0, 1)
-        return torch.fft.rfft2(k, s=(fh, fw))
+    """``rfft2`` of the flipped kernel (correlation = convolution with the flip), cached for host kernels.
 
-    if kernel.device.type != "cpu":
-        return spectrum()
-    key = (tuple(kernel.reshape(-1).tolist()), tuple(kernel.shape), fh, fw, dtype, str(torch.device(device)))
-    S = _SPECTRA.get(key)
-    if S is None:
-        if len(_SPECTRA) >= 16:  # each is one frame's spectrum: keep a few
-            _SPECTRA.pop(next(iter(_SPECTRA)))
-        S = _SPECTRA[key] = spectrum()
-    return S
+    Each entry is one frame's spectrum: a few are kept."""
+    return _host_cached(_SPECTRA, 16, kernel, (fh, fw, dtype, str(torch.device(device))),
+                        lambda: torch.fft.rfft2(kernel.to(device=device, dtype=dtype).flip(0, 1), s=(fh, fw)))
 
 
 def fft_correlate2d(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:

@@ -128,20 +128,19 @@ def from_work(y: torch.Tensor, dtype: torch.dtype, reuse: bool = False) -> torch
     return y.to(dtype)
 
 
-def _flat_frame_params(params: Mapping, B: int, n: int) -> dict:
-    out = {}
+def _flat_frame_params(params: Mapping, B: int, n: int) -> tuple:
+    """``(fp, per_frame)``: the params with per-frame tensors ``[B, n, ...]`` flattened to ``[B*n, ...]``,
+    and the names of those."""
+    out, per = {}, []
     for k, v in params.items():
         if k in ("seed", "frames", "frame_idx"):
             continue
-        if _per_frame(v, B, n):
+        if isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[0] == B and v.shape[1] == n:
             out[k] = v.reshape(B * n, *v.shape[2:])
+            per.append(k)
         else:
             out[k] = v
-    return out
-
-
-def _per_frame(v, B: int, n: int) -> bool:
-    return isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[0] == B and v.shape[1] == n
+    return out, per
 
 
 def apply_to_chosen(video: torch.Tensor, params: Mapping, inplace: bool, make_fn: Callable,
@@ -274,17 +273,16 @@ def register_frame_noise(name: str, *, family: str, description: str, transform:
             return video if inplace else video.clone()
         if pointwise and compilable and use_compiled(video.device, video.numel()):
             b = torch.arange(B, device=video.device)[:, None]
-            fp = {k: _spread(v, b, idx, T) for k, v in _flat_frame_params(params, B, n).items()}
+            fp = {k: _spread(v, b, idx, T) for k, v in _flat_frame_params(params, B, n)[0].items()}
             fn = maybe_compiled(masked_kernel, video.device, video.numel())
             y = fn(video.reshape(B * T, C, H, W), fp, params["frames"].reshape(B * T), p).reshape(video.shape)
             return video.copy_(y) if inplace else y
         # Non-pointwise noises compile on CUDA (or with "always") only: on CPU their compile
         # takes 10-25 s at 720p for a modest gain.
         fn = maybe_compiled(kernel, video.device, 0) if compilable else kernel
-        per = [k for k, v in params.items() if k not in ("seed", "frames", "frame_idx") and _per_frame(v, B, n)]
-        return apply_to_chosen(video, params, inplace, lambda: (lambda sel, fp: fn(sel, fp, p)),
-                               _flat_frame_params(params, B, n), work_bytes=work_bytes, channelwise=channelwise,
-                               per_frame=per)
+        fp, per = _flat_frame_params(params, B, n)
+        return apply_to_chosen(video, params, inplace, lambda: (lambda sel, part: fn(sel, part, p)), fp,
+                               work_bytes=work_bytes, channelwise=channelwise, per_frame=per)
 
     return register_noise(name, family=family, description=description, sample=sample, apply=apply,
                           defaults=defaults, frame_mode=frame_mode, severities=severities,

@@ -49,6 +49,7 @@ register_frame_noise(
 # (``draw`` at sampling, the transform at apply/replay) with a ValueError naming them.
 
 import math
+import sys
 from functools import lru_cache
 
 import torch.nn.functional as F
@@ -159,8 +160,6 @@ register_frame_noise(
 # edge_sawtooth ----------------------------------------------------------------
 
 # The Canny machinery lives in _canny; imported here by name (tests use nrvl.kernels.digital.canny etc.).
-import sys  # noqa: E402
-
 from ._canny import _TG22, _dilate, _gray_like_opencv, _hysteresis, canny  # noqa: E402,F401
 
 
