@@ -22,6 +22,11 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+def device_name(device) -> str:
+    """``"cpu"``, or the GPU's model (what the report names a CUDA row by)."""
+    return torch.cuda.get_device_name(torch.device(device)) if torch.device(device).type == "cuda" else "cpu"
+
+
 def natural_clip(T=8, H=720, W=1280, device="cpu", seed=0):
     """A smooth, photo-like uint8 clip (low-frequency colour fields plus mild texture)."""
     g = torch.Generator().manual_seed(seed)

@@ -49,6 +49,11 @@ def load(paths):
     return rows
 
 
+def _device_of(r):
+    """The row's device, named by the GPU's model where the run recorded one."""
+    return r["info"].get("device_name") or r["info"].get("device") or "cpu"
+
+
 def _fmt(ms):
     return f"{ms:,.1f}" if ms >= 10 else f"{ms:.2f}"
 
@@ -93,11 +98,12 @@ def cuda_section(rows):
         return []
     lines = ["## CUDA: memory and the bandwidth floor", "",
              "floor = one read and one write of the uint8 clip at the measured device copy bandwidth.", "",
-             "| noise | GPU | frames | size | median ms | floor ms | × floor | peak extra MB |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in sorted(sel, key=lambda r: (r["info"]["noise"], r["info"]["frames"], r["info"]["height"])):
+             "| noise | GPU | mode | frames | size | median ms | floor ms | × floor | peak extra MB |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(sel, key=lambda r: (r["info"]["noise"], r["info"].get("mode", ""), r["info"]["frames"],
+                                        r["info"]["height"])):
         i = r["info"]
-        lines.append(f"| {i['noise']} | {i.get('device_name', '')} | {i['frames']} | {i['height']}p | "
+        lines.append(f"| {i['noise']} | {i.get('device_name', '')} | {i.get('mode', '')} | {i['frames']} | {i['height']}p | "
                      f"{_fmt(r['median_ms'])} | {i['floor_ms']:.3f} | {i['x_floor']:.1f} | {i['peak_extra_MB']:.0f} |")
     return lines + [""]
 
@@ -108,14 +114,14 @@ def kornia_section(rows):
         return []
     pairs = defaultdict(dict)
     for r in sel:
-        pairs[r["info"]["noise"]][r["info"]["side"]] = r
-    lines = ["## Ours vs kornia (8 frames 720p, every frame, CPU)", "",
-             "| noise | relation | ours ms | kornia ms | ours/theirs | note |", "|---|---|---|---|---|---|"]
-    for n, d in sorted(pairs.items()):
+        pairs[(r["info"]["noise"], _device_of(r))][r["info"]["side"]] = r
+    lines = ["## Ours vs kornia (8 frames 720p, every frame)", "",
+             "| noise | device | relation | ours ms | kornia ms | ours/theirs | note |", "|---|---|---|---|---|---|---|"]
+    for (n, dev), d in sorted(pairs.items()):
         o, k = d.get("ours"), d.get("kornia")
         ratio = f"{o['median_ms'] / k['median_ms']:.2f}" if o and k else "–"
         info = (o or k)["info"]
-        lines.append(f"| {n} | {info.get('relation', '')} | {_fmt(o['median_ms']) if o else '–'} | "
+        lines.append(f"| {n} | {dev} | {info.get('relation', '')} | {_fmt(o['median_ms']) if o else '–'} | "
                      f"{_fmt(k['median_ms']) if k else '–'} | {ratio} | {info.get('note', '')} |")
     return lines + [""]
 
@@ -126,13 +132,14 @@ def batching_section(rows):
         return []
     pairs = defaultdict(dict)
     for r in sel:
-        pairs[r["info"]["noise"]][r["info"]["mode"]] = r
-    lines = ["## Batched vs per-clip (8 clips × 8 frames 224², ratio 0.9, CPU)", "",
-             "| noise | one call ms | 8 calls ms | per-clip / batched |", "|---|---|---|---|"]
-    for n, d in sorted(pairs.items()):
+        pairs[(r["info"]["noise"], _device_of(r))][r["info"]["mode"]] = r
+    lines = ["## Batched vs per-clip (8 clips × 8 frames 224², ratio 0.9)", "",
+             "| noise | device | one call ms | 8 calls ms | per-clip / batched |", "|---|---|---|---|---|"]
+    for (n, dev), d in sorted(pairs.items()):
         b, p = d.get("batched"), d.get("per-clip")
         ratio = f"{p['median_ms'] / b['median_ms']:.2f}" if b and p else "–"
-        lines.append(f"| {n} | {_fmt(b['median_ms']) if b else '–'} | {_fmt(p['median_ms']) if p else '–'} | {ratio} |")
+        lines.append(f"| {n} | {dev} | {_fmt(b['median_ms']) if b else '–'} | "
+                     f"{_fmt(p['median_ms']) if p else '–'} | {ratio} |")
     return lines + [""]
 
 

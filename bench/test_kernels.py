@@ -13,13 +13,14 @@ timing is asserted anywhere.
 """
 from __future__ import annotations
 
+import math
 import os
 
 import pytest
 import torch
 
 import nrvl.kernels as K
-from conftest import DEVICES, natural_clip, sync
+from conftest import DEVICES, device_name, natural_clip, sync
 from noise_inputs import extra_params
 
 NAMES = K.list_noises()
@@ -66,8 +67,10 @@ def _bench(benchmark, name, size, device, mode):
             return out
 
         call()  # warm-up (and compilation where the mode compiles)
-        info = dict(noise=name, device=str(device), mode=mode, frames=T, height=H, width=W,
-                    device_name=torch.cuda.get_device_name() if device == "cuda" else "cpu")
+        # NRVL_WORK_MEMORY=inf (one chunk, fewer launches) is reported as its own mode.
+        label = mode + ("-one-chunk" if math.isinf(K.work_memory()[0]) else "")
+        info = dict(noise=name, device=str(device), mode=label, frames=T, height=H, width=W,
+                    device_name=device_name(device))
         benchmark.group = f"{device}-{T}f-{H}p-{mode}"
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()

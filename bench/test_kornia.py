@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import nrvl.kernels as K
-from conftest import natural_clip
+from conftest import DEVICES, device_name, natural_clip, sync
 
 kornia = pytest.importorskip("kornia")
 A = kornia.augmentation
@@ -51,33 +51,45 @@ PAIRS = {
                      "area-based erasing"),
 }
 _clip = {}
+ROUNDS = {"cpu": 3, "cuda": 20}
 
 
-def clip():
-    if "u8" not in _clip:
-        _clip["u8"] = natural_clip(T=8)
+def clip(device):
+    if _clip.get("device") != device:
+        _clip.update(device=device, u8=natural_clip(T=8, device=device))
         _clip["f"] = _clip["u8"].float() / 255
     return _clip["u8"], _clip["f"]
 
 
+def _timed(benchmark, device, fn):
+    def call():
+        out = fn()
+        sync(device)
+        return out
+
+    benchmark.pedantic(call, rounds=ROUNDS[device], iterations=1, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", [n for n in PAIRS if n in K.NOISES])
-def test_ours(benchmark, name):
-    u8, _ = clip()
+def test_ours(benchmark, name, device):
+    u8, _ = clip(device)
     relation, _, note = PAIRS[name]
-    benchmark.group = f"kornia-vs-ours:{name}"
-    benchmark.extra_info.update(noise=name, device="cpu", mode="default", frames=8, side="ours",
+    benchmark.group = f"kornia-vs-ours:{name}:{device}"
+    benchmark.extra_info.update(noise=name, device=device, device_name=device_name(device), mode="default", frames=8, side="ours",
                                 relation=relation, note=note)
     # the default mode (fused kernels for pointwise noises at this size); the warm-up compiles
-    benchmark.pedantic(lambda: K.corrupt(u8, name, 1.0, seed=0), rounds=3, iterations=1, warmup_rounds=1)
+    _timed(benchmark, device, lambda: K.corrupt(u8, name, 1.0, seed=0))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", [n for n in PAIRS if n in K.NOISES])
-def test_kornia(benchmark, name):
-    _, f = clip()
+def test_kornia(benchmark, name, device):
+    _, f = clip(device)
     relation, factory, note = PAIRS[name]
-    op = factory()
-    benchmark.group = f"kornia-vs-ours:{name}"
-    benchmark.extra_info.update(noise=name, device="cpu", mode="kornia", frames=8, side="kornia",
+    op = factory()  # kornia draws its parameters on the input's device
+    benchmark.group = f"kornia-vs-ours:{name}:{device}"
+    benchmark.extra_info.update(noise=name, device=device, device_name=device_name(device), mode="kornia", frames=8, side="kornia",
                                 relation=relation, note=note)
     with torch.no_grad():
-        benchmark.pedantic(lambda: op(f), rounds=3, iterations=1, warmup_rounds=1)
+        _timed(benchmark, device, lambda: op(f))

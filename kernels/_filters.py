@@ -251,6 +251,15 @@ def fft_correlate2d(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.T
     H, W = x.shape[-2:]
     if x.numel() == 0:
         return x.clone()
+    if x.device.type == "cpu" and x.numel() > H * W:
+        # One plane per transform on the CPU: a plane's spectrum stays in cache (about 1.7x faster
+        # than one batched FFT of a 720p clip here), the peak is a plane's, and the result is
+        # bit-identical however the planes are batched or chunked (MKL's batched FFT is not).
+        flat = x.reshape(-1, H, W)
+        out = torch.empty(flat.shape, dtype=x.dtype)
+        for i in range(flat.shape[0]):
+            out[i] = fft_correlate2d(flat[i], kernel, mode)
+        return out.reshape(x.shape)
     rh, rw = Kh // 2, Kw // 2
     dtype = x.dtype
     xw = x if dtype in (torch.float32, torch.float64) else x.float()

@@ -40,3 +40,12 @@ def eval_env(cache_dir, monkeypatch, tmp_path):
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_BASE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def budget():
+    """``set_work_memory``, with the chunking budget restored after the test."""
+    from nrvl.kernels import _memory
+    saved = _memory.work_memory()
+    yield _memory.set_work_memory
+    _memory.set_work_memory(*saved)

@@ -22,14 +22,6 @@ from noise_inputs import extra_params
 NAMES = K.list_noises()
 
 
-@pytest.fixture
-def budget():
-    """Restore the budget after the test."""
-    saved = _memory.work_memory()
-    yield set_work_memory
-    set_work_memory(*saved)
-
-
 def _covered(plan, M, C):
     seen = torch.zeros(M, C, dtype=torch.int64)
     for f0, f1, c0, c1 in plan:
