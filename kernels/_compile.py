@@ -58,6 +58,21 @@ def use_compiled(device: torch.device, numel: int = 0) -> bool:
     return numel >= AUTO_CPU_MIN_ELEMENTS
 
 
+def _inductor_options() -> dict:
+    """Inductor settings for our fused noise kernels (only those this torch knows).
+
+    ``realize_opcount_threshold``: inductor stores a pointwise value to a buffer when a node with
+    more than 30 ops (50 on the CPU) is read more than once. Our counter hash is ~45 ops, and a
+    mask drawn once per pixel and read per channel (impulse, random_pixel) was stored as a
+    clip-sized float32 buffer: 5x the clip in memory and 8 extra bytes of traffic per element.
+    Recomputing the hash costs less than that, so the kernels stay one pass.
+    """
+    import torch._inductor.config as cfg
+
+    wanted = {"realize_opcount_threshold": 10_000}
+    return {k: v for k, v in wanted.items() if hasattr(cfg, k)}
+
+
 def maybe_compiled(fn: Callable, device: torch.device, numel: int = 0) -> Callable:
     """``fn`` itself, or its cached ``torch.compile`` version (eager fallback on failure)."""
     if fn in _broken or not use_compiled(device, numel):
@@ -70,7 +85,7 @@ def maybe_compiled(fn: Callable, device: torch.device, numel: int = 0) -> Callab
 
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 512)
         torch._dynamo.config.cache_size_limit = max(getattr(torch._dynamo.config, "cache_size_limit", 0), 512)
-        inner = torch.compile(fn, dynamic=None)
+        inner = torch.compile(fn, dynamic=None, options=_inductor_options())
 
         def compiled(*args, **kwargs):
             try:

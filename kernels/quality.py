@@ -57,6 +57,12 @@ def _speckle(x, fp, *, intensity, grain_size):
     h, w = (max(1, H // g), max(1, W // g)) if g > 1 else (H, W)
     idx = torch.arange(h * w, dtype=torch.int32, device=x.device).reshape(1, 1, h, w)
     n = rng.normal(_k(fp), idx, x.dtype)  # [M, 1, h, w], one field shared by the channels
+    if (h * g, w * g) == (H, W) and g > 1:
+        # Nearest up-sampling by an exact factor is a broadcast over g x g blocks: the same values
+        # as F.interpolate, and under inductor the small field stays small (interpolate's gather
+        # made it store a full-size float32 field).
+        y = x.reshape(M, C, h, g, w, g) * (1.0 + intensity * n.reshape(M, 1, h, 1, w, 1))
+        return y.reshape(M, C, H, W)
     if (h, w) != (H, W):
         n = F.interpolate(n, size=(H, W), mode="nearest")
     return x * (1.0 + intensity * n)

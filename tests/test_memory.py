@@ -155,6 +155,27 @@ def test_peak_extra_memory_is_under_4x_the_clip(peaks_720p, name):
     assert peak <= 4.0 * clip, f"{name}: peak extra memory {peak / clip:.2f}x the clip (target <= 4x)"
 
 
+POINTWISE = [n for n in NAMES if K.NOISES[n].pointwise]
+
+
+@pytest.fixture(scope="module")
+def compiled_peaks():
+    # The fused compiled pass (what a user gets at 720p), at a smaller size to keep the compiles short.
+    return peak_memory.peak_extra(POINTWISE, frames=8, size=(360, 640), ratio=0.9, env={"NRVL_COMPILE": "always"})
+
+
+@needs_proc
+@pytest.mark.slow
+@pytest.mark.parametrize("name", POINTWISE)
+def test_fused_pointwise_noises_make_one_pass(compiled_peaks, name):
+    """One read and one write of the clip: the output plus at most a small per-frame field
+    (speckle's half-size grain, random_block's keep map). A mask drawn per pixel and read per
+    channel used to be stored as a clip-sized float32 buffer by inductor (5x)."""
+    clip = compiled_peaks["clip_bytes"]
+    peak = compiled_peaks["peak_bytes"][name]
+    assert 0.95 * clip <= peak <= 1.5 * clip, f"{name}: fused peak {peak / clip:.2f}x the clip (want <= 1.5x)"
+
+
 @needs_proc
 def test_the_measure_sees_the_output_and_an_unchunked_peak():
     """The measure can fail: the output alone is 1x, and without chunks a blur is far over 4x."""
