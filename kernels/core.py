@@ -182,8 +182,12 @@ def apply_chunked(video: torch.Tensor, out: torch.Tensor, frame_idx: torch.Tenso
     try:  # gathers by index_select on a [B*T] view: ~8x faster on a CPU than advanced indexing
         frames = video.view(B * T, C, H, W)
         flat = clip * T + t
+        dst = out.view(B * T, C, H, W)
     except RuntimeError:  # a layout that has no such view
-        frames = None
+        frames = dst = None
+    # On the CPU the chosen frames go back by one memcpy each (reading the indices is no device
+    # sync there): ~5x faster than index_put/index_copy_, which copy element by element.
+    rows = flat.tolist() if dst is not None and out.device.type == "cpu" else None
     for f0, f1, c0, c1 in plan:  # memory-bounded chunks (one for small inputs), never per pixel
         part = {k: (v[f0:f1] if k in per else v) for k, v in fp.items()}
         b, tt = clip[f0:f1], t[f0:f1]
@@ -192,11 +196,16 @@ def apply_chunked(video: torch.Tensor, out: torch.Tensor, frame_idx: torch.Tenso
             sel = (frames if whole else frames[:, c0:c1]).index_select(0, flat[f0:f1])
         else:
             sel = video[b, tt] if whole else video[b, tt, c0:c1]
-        if whole:
-            out[b, tt] = fn(sel, part)
-        else:
-            out[b, tt, c0:c1] = fn(sel, part)
+        y = fn(sel, part)
         del sel
+        if rows is not None:
+            for i, r in enumerate(rows[f0:f1]):
+                dst[r, c0:c1].copy_(y[i])
+        elif whole:
+            out[b, tt] = y
+        else:
+            out[b, tt, c0:c1] = y
+        del y
     return out
 
 

@@ -192,6 +192,11 @@ def _stretch_squish_u8(x, fp, *, stretch_ratio):
     nh, nw = max(1, int(H * r)), max(1, int(W * r))
     # On the CPU reading the axes is no device sync: resize each frame along its clip's axis only.
     horizontal = fp["horizontal"].reshape(-1)
+    flags = set(horizontal.tolist())
+    if len(flags) == 1:  # one axis for the whole chunk (always so for a single clip): no gather
+        size = (H, nw) if flags.pop() else (nh, W)
+        return F.interpolate(F.interpolate(x, size=size, mode="bicubic", align_corners=False), size=(H, W),
+                             mode="bicubic", align_corners=False)
     out = torch.empty_like(x)
     for sel, size in ((horizontal, (H, nw)), (~horizontal, (nh, W))):  # the two axes, each batched
         i = sel.nonzero().squeeze(1)

@@ -84,6 +84,21 @@ def test_stretch_squish_is_the_references_resize_on_one_axis_per_clip():
         assert (out[b].double() - ref).abs().max() < 1e-3
 
 
+@pytest.mark.parametrize("clips", [1, 6])
+def test_stretch_squish_uint8_is_torchs_uint8_resize(clips, budget):
+    # The reference's uint8 CPU path, bit for bit: one clip (one axis per chunk, no gather) and
+    # six clips in one chunk (both axes, gathered and scattered back).
+    budget(factor=math.inf)
+    video = smooth_video(b=clips, t=3, h=64, w=96, seed=2).round().to(torch.uint8)
+    out, p = K.corrupt(video, "stretch_squish", 1.0, seed=5, return_params=True)
+    if clips > 1:
+        assert p["horizontal"][:, 0].any() and not p["horizontal"][:, 0].all()
+    for b in range(clips):
+        size = (64, 3) if bool(p["horizontal"][b, 0]) else (2, 96)  # int(96/30), int(64/30)
+        small = F.interpolate(video[b], size=size, mode="bicubic", align_corners=False)
+        assert torch.equal(out[b], F.interpolate(small, size=(64, 96), mode="bicubic", align_corners=False))
+
+
 def test_stretch_squish_axis_is_a_fair_coin_per_clip():
     video = torch.zeros(200, 2, 3, 8, 8, dtype=torch.uint8)
     p = K.sample_params(video, "stretch_squish", 1.0, seed=1)
