@@ -427,9 +427,10 @@ def _fit(frames: torch.Tensor, H: int, W: int, dtype: torch.dtype) -> torch.Tens
     """Donor frames ``[M, 3, H', W']`` resized (bilinear, antialiased) to ``H x W`` and cast to ``dtype``."""
     if frames.shape[-2:] == (H, W):
         return frames if frames.dtype == dtype else from_work(to_work(frames), dtype)
-    if frames.dtype == dtype == torch.uint8 and frames.device.type == "cpu":
+    if frames.dtype == dtype == torch.uint8 and frames.device.type == "cpu" and H * W > 1:
         # torch's uint8 kernel (fixed point, rounds and saturates) is ~15x faster than float32
-        # on the CPU; it differs from the float path by at most 1 level.
+        # on the CPU; it differs from the float path by at most 1 level. (It fails an internal
+        # assert for a 1x1 output, which takes the float path.)
         return F.interpolate(frames, size=(H, W), mode="bilinear", align_corners=False, antialias=True)
     y = F.interpolate(to_work(frames), size=(H, W), mode="bilinear", align_corners=False, antialias=True)
     return from_work(y, dtype)

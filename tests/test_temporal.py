@@ -193,6 +193,17 @@ def test_other_video_resizes_the_donor():
         assert torch.equal(out[keep], v.to(dtype)[keep])
 
 
+def test_other_video_fits_a_donor_to_a_1x1_video():
+    # torch's uint8 antialiased resize asserts on a 1x1 output; that size takes the float path.
+    v = torch.zeros(4, 3, 1, 1, dtype=torch.uint8)
+    donor = torch.arange(4 * 3 * 8 * 8, dtype=torch.int64).reshape(4, 3, 8, 8).remainder(256).to(torch.uint8)
+    out, p = K.corrupt(v, "other_video", 1.0, seed=0, donor=donor, return_params=True)
+    want = F.interpolate(donor.float(), size=(1, 1), mode="bilinear", align_corners=False, antialias=True)
+    sel = p["frame_idx"][0]
+    assert out.shape == v.shape and sel.numel() == 4
+    assert (out[sel].double() - want[sel].round().double()).abs().max() <= 1
+
+
 def test_other_video_batch_donor_is_another_clip():
     B, T = 4, 8
     v = numbered_clip(T, B=B)
