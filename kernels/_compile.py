@@ -49,13 +49,17 @@ def compile_mode() -> str:
     return _mode
 
 
-def use_compiled(device: torch.device, numel: int = 0) -> bool:
-    """Whether the fused (compiled) path runs for ``numel`` values on ``device``."""
+def use_compiled(device: torch.device, numel: int = 0, cpu_min: int = AUTO_CPU_MIN_ELEMENTS) -> bool:
+    """Whether the fused (compiled) path runs for ``numel`` values on ``device``.
+
+    ``cpu_min``: the size from which ``"auto"`` compiles on the CPU (a function compiled once
+    and shared by many noises pays for itself sooner).
+    """
     if _mode == "never":
         return False
     if _mode == "always" or device.type == "cuda":
         return True
-    return numel >= AUTO_CPU_MIN_ELEMENTS
+    return numel >= cpu_min
 
 
 def _inductor_options() -> dict:
@@ -73,9 +77,10 @@ def _inductor_options() -> dict:
     return {k: v for k, v in wanted.items() if hasattr(cfg, k)}
 
 
-def maybe_compiled(fn: Callable, device: torch.device, numel: int = 0) -> Callable:
+def maybe_compiled(fn: Callable, device: torch.device, numel: int = 0,
+                   cpu_min: int = AUTO_CPU_MIN_ELEMENTS) -> Callable:
     """``fn`` itself, or its cached ``torch.compile`` version (eager fallback on failure)."""
-    if fn in _broken or not use_compiled(device, numel):
+    if fn in _broken or not use_compiled(device, numel, cpu_min):
         return fn
     compiled = _cache.get(fn)
     if compiled is None:

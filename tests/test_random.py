@@ -176,3 +176,35 @@ def test_in_place_hash_equals_the_plain_formula(shape):
     assert torch.equal(R.bits(key, i), plain)
     for dtype in (torch.float32, torch.float64):
         assert torch.equal(R.uniform(key, i, dtype), ((plain >> 8) & 0xFFFFFF).to(dtype) * (1.0 / 2**24))
+
+
+@pytest.mark.slow
+def test_compiled_hash_equals_the_eager_one(monkeypatch):
+    """From HASH_CPU_MIN_ELEMENTS numbers "auto" hashes through one compiled loop: the same bits,
+    whatever the broadcast (a per-frame key over a plane's counters, a key per element)."""
+    from nrvl.kernels import _compile
+
+    key = R.keys(torch.tensor([[5], [2**33 + 1]]), "edge_sawtooth/mask", torch.arange(3, dtype=torch.int32))
+    i = torch.arange(96 * 128, dtype=torch.int32).reshape(1, 96, 128)
+    cases = [(key.reshape(6, 1, 1, 2), i), (key.reshape(6, 1, 1, 2)[:1], i[0])]
+    calls = []
+    real = _compile.maybe_compiled
+
+    def spy(fn, *a, **k):
+        calls.append(fn.__name__)
+        return real(fn, *a, **k)
+
+    monkeypatch.setattr(R, "maybe_compiled", spy)
+    for k, idx in cases:
+        _compile.set_compile("never")
+        eager = R.bits(k, idx)
+        _compile.set_compile("always")
+        try:
+            compiled = R.bits(k, idx)
+        finally:
+            _compile.set_compile("auto")
+        assert torch.equal(compiled, eager)
+    assert calls == ["_hash", "_hash"]
+    monkeypatch.setattr(R, "HASH_CPU_MIN_ELEMENTS", 10**9)  # "auto" below the size stays eager
+    R.bits(*cases[0])
+    assert calls == ["_hash", "_hash"]
