@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export FORCE_QWENVL_VIDEO_READER := decord
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install ffmpeg test test-fast demo bench bench-quick clean
+.PHONY: install ffmpeg test test-fast demo bench bench-1080p bench-quick clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ BENCH_TAG = $(shell $(PY) -c "import torch,re;print(re.sub('[^A-Za-z0-9]+','-',t
 
 bench: install
 	$(PY) -m pytest -q -p no:cacheprovider bench --benchmark-json=bench/results/$(BENCH_TAG).json
+	$(PY) bench/report.py bench/results --out bench/REPORT.md
+
+# The CPU at 1080p (8 and 16 frames): outside `make bench`'s 10 minutes, ~5 more; its own JSON.
+bench-1080p: install
+	NRVL_BENCH_FULL=1 $(PY) -m pytest -q -p no:cacheprovider bench/test_kernels.py -k 1080p --benchmark-json=bench/results/$(BENCH_TAG)-1080p.json
 	$(PY) bench/report.py bench/results --out bench/REPORT.md
 
 bench-quick: install

@@ -71,13 +71,13 @@ def noise_section(rows):
     noises = sorted({r["info"].get("noise") for r in sel}, key=lambda n: list(NRVL0_SECONDS).index(n)
                     if n in NRVL0_SECONDS else 99)
     head = "| noise | NRVL-0 CPU ms (8f 720p) | " + " | ".join(
-        f"{d} {m} {f}f {h}p ms" for d, m, f, h in cols) + " | speed-up vs NRVL-0 (CPU default, 8f 720p) |"
+        f"{d} {m} {f}f {h}p ms" for d, m, f, h in cols) + " | frames/s (CPU default, 8f 720p) | speed-up vs NRVL-0 (CPU default, 8f 720p) |"
     lines = ["## Every noise, ratio 0.9, uint8 clip", "",
              "Median ms per clip. NRVL-0 = the original's noise code on this kind of 2-core CPU "
              "(`shared/reference/nrvl0-speed.md`). `default` = what a user gets (`NRVL_COMPILE=auto`: "
              "fused compiled kernels for pointwise noises at this size, eager torch otherwise); "
              "`eager` = the torch reference.", "",
-             head, "|" + "---|" * (len(cols) + 3)]
+             head, "|" + "---|" * (len(cols) + 4)]
     for n in noises:
         cells, best = [], None
         for c in cols:
@@ -88,7 +88,8 @@ def noise_section(rows):
         ref = NRVL0_SECONDS.get(n)
         ref_ms = f"{ref * 1e3:,.1f}" if ref else "not run"
         speed = f"{ref * 1e3 / best:.1f}×" if ref and best else "–"
-        lines.append(f"| {n} | {ref_ms} | " + " | ".join(cells) + f" | {speed} |")
+        fps = f"{8e3 / best:,.0f}" if best else "–"
+        lines.append(f"| {n} | {ref_ms} | " + " | ".join(cells) + f" | {fps} | {speed} |")
     return lines + [""]
 
 
@@ -96,16 +97,34 @@ def cuda_section(rows):
     sel = [r for r in rows if "x_floor" in r["info"]]
     if not sel:
         return []
-    lines = ["## CUDA: memory and the bandwidth floor", "",
-             "floor = one read and one write of the uint8 clip at the measured device copy bandwidth.", "",
-             "| noise | GPU | mode | frames | size | median ms | floor ms | × floor | peak extra MB |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["## CUDA: targets, memory and the bandwidth floor", "",
+             "floor = one read and one write of the uint8 clip at the measured device copy bandwidth. "
+             "Targets (issue 8): <= 1 ms per 8-frame 720p clip; pointwise noises also <= 2x the floor. "
+             "`target` says whether the row meets them (bold: missed; – : no target at that size).", "",
+             "| noise | GPU | mode | frames | size | median ms | floor ms | × floor | peak extra MB | target |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    missed = []
     for r in sorted(sel, key=lambda r: (r["info"]["noise"], r["info"].get("mode", ""), r["info"]["frames"],
                                         r["info"]["height"])):
         i = r["info"]
+        verdict = cuda_target(r)
+        if verdict == "no":
+            missed.append(f"{i['noise']} ({i.get('mode', '')})")
+        cell = {"yes": "yes", "no": "**no**"}.get(verdict, "–")
         lines.append(f"| {i['noise']} | {i.get('device_name', '')} | {i.get('mode', '')} | {i['frames']} | {i['height']}p | "
-                     f"{_fmt(r['median_ms'])} | {i['floor_ms']:.3f} | {i['x_floor']:.1f} | {i['peak_extra_MB']:.0f} |")
+                     f"{_fmt(r['median_ms'])} | {i['floor_ms']:.3f} | {i['x_floor']:.1f} | {i['peak_extra_MB']:.0f} | "
+                     f"{cell} |")
+    lines += ["", "Missed at 8f 720p: " + (", ".join(missed) if missed else "none") + "."]
     return lines + [""]
+
+
+def cuda_target(r) -> str | None:
+    """``"yes"``/``"no"`` for an 8-frame 720p CUDA row (<= 1 ms, and <= 2x the floor if pointwise); else None."""
+    i = r["info"]
+    if i.get("frames") != 8 or i.get("height") != 720 or "x_floor" not in i:
+        return None
+    ok = r["median_ms"] <= 1.0 and (not i.get("pointwise") or i["x_floor"] <= 2.0)
+    return "yes" if ok else "no"
 
 
 def kornia_section(rows):

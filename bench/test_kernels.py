@@ -70,7 +70,7 @@ def _bench(benchmark, name, size, device, mode):
         # NRVL_WORK_MEMORY=inf (one chunk, fewer launches) is reported as its own mode.
         label = mode + ("-one-chunk" if math.isinf(K.work_memory()[0]) else "")
         info = dict(noise=name, device=str(device), mode=label, frames=T, height=H, width=W,
-                    device_name=device_name(device))
+                    device_name=device_name(device), pointwise=K.NOISES[name].pointwise)
         benchmark.group = f"{device}-{T}f-{H}p-{mode}"
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
