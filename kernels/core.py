@@ -14,6 +14,7 @@ Every ``params`` dict holds at least:
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Callable, Mapping
@@ -342,6 +343,51 @@ def _resolve_params(spec: NoiseSpec, severity, params: Mapping) -> dict:
     return p
 
 
+# The float32 matmul backends whose precision a user may lower (TF32 on CUDA, bf16 through
+# oneDNN on CPUs with AMX/AVX512-BF16): our resizes and blurs are matrix products.
+_MATMUL_BACKENDS = ("cuda", "mkldnn")
+
+
+def _effective_precision(backend) -> str:
+    v = getattr(backend, "fp32_precision", "ieee")
+    if v == "none":  # inherits the global setting
+        v = getattr(torch.backends, "fp32_precision", "none")
+    return "ieee" if v == "none" else v
+
+
+@contextlib.contextmanager
+def exact_fp32_matmul():
+    """Full float32 matrix products while a noise runs, the caller's setting restored after.
+
+    ``torch.set_float32_matmul_precision("high")`` (TF32 on CUDA, common in training and in
+    VLM scripts) or ``"medium"`` (bf16 on some CPUs) would change the GEMM-based noises (the
+    Toeplitz blurs, the bicubic resizes) by up to several levels: a corruption would then depend
+    on a global switch and differ between machines. Only backends not already exact are touched.
+    """
+    if torch.compiler.is_compiling():
+        yield
+        return
+    saved = []
+    try:
+        for name in _MATMUL_BACKENDS:
+            backend = getattr(getattr(torch.backends, name, None), "matmul", None)
+            if backend is not None and hasattr(backend, "fp32_precision") and _effective_precision(backend) != "ieee":
+                saved.append((backend, backend.fp32_precision))
+                backend.fp32_precision = "ieee"
+        if not saved and not hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch < 2.9: legacy API
+            prev = torch.get_float32_matmul_precision()
+            if prev != "highest":
+                saved.append((None, prev))
+                torch.set_float32_matmul_precision("highest")
+        yield
+    finally:
+        for backend, v in reversed(saved):
+            if backend is None:
+                torch.set_float32_matmul_precision(v)
+            else:
+                backend.fp32_precision = v
+
+
 def _fold(video: torch.Tensor):
     return (video.unsqueeze(0), True) if video.dim() == 4 else (video, False)
 
@@ -358,7 +404,8 @@ def apply_params(video: torch.Tensor, name: str, params: Mapping, *, severity=No
                  **kw) -> torch.Tensor:
     """Replay: apply previously drawn ``params`` (from ``sample_params`` or ``return_params=True``)."""
     spec, v5, squeeze, _, p = _prepare(video, name, 0.0, severity, kw, check_finite=False)
-    out = spec.apply(v5, params, inplace=inplace, **p)
+    with exact_fp32_matmul():
+        out = spec.apply(v5, params, inplace=inplace, **p)
     return out[0] if squeeze else out
 
 
@@ -409,8 +456,9 @@ def corrupt(video: torch.Tensor, name: str, ratio: float, *, seed=None, generato
     spec, v5, squeeze, ratio, p = _prepare(video, name, ratio, severity, params, check_finite=True)
     seeds = rng.seeds_from(v5.shape[0], seed, generator, v5.device)
     ctx = Context(tuple(v5.shape), v5.device, seeds, ratio)
-    drawn = spec.sample(ctx, **p)
-    out = spec.apply(v5, drawn, inplace=inplace, **p)
+    with exact_fp32_matmul():
+        drawn = spec.sample(ctx, **p)
+        out = spec.apply(v5, drawn, inplace=inplace, **p)
     if squeeze:
         out = out[0]
     return (out, drawn) if return_params else out

@@ -181,3 +181,28 @@ def test_generator_seeds_reproduce(name):
     a = run(video, name, 0.6, generator=torch.Generator().manual_seed(1))
     b = run(video, name, 0.6, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
+
+
+@pytest.fixture
+def lowered_matmul_precision():
+    """The user's ``set_float32_matmul_precision("medium")`` (bf16 GEMMs through oneDNN on CPUs
+    that have them, TF32 on CUDA), put back after the test."""
+    saved = (torch.backends.mkldnn.matmul.fp32_precision, torch.backends.cuda.matmul.fp32_precision)
+    torch.set_float32_matmul_precision("medium")
+    yield
+    torch.backends.mkldnn.matmul.fp32_precision, torch.backends.cuda.matmul.fp32_precision = saved
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_lowered_matmul_precision_changes_nothing(name, lowered_matmul_precision):
+    """A noise runs its matrix products in full float32 whatever the caller chose, and leaves the
+    caller's choice as it was."""
+    g = torch.Generator().manual_seed(3)
+    video = (torch.rand(2, 4, 3, 96, 128, generator=g) * 255).round()
+    kw = extra_params(name, video)
+    with_low = corrupt(video, name, 0.75, seed=9, **kw)
+    assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"
+    assert torch.backends.cuda.matmul.fp32_precision == "tf32"
+    torch.set_float32_matmul_precision("highest")
+    exact = corrupt(video, name, 0.75, seed=9, **kw)
+    assert torch.equal(with_low, exact)
