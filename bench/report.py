@@ -63,7 +63,8 @@ def noise_section(rows):
     if not sel:
         return []
     cols = sorted({(r["info"].get("device_name") or r["info"].get("device"), r["info"].get("mode"),
-                    r["info"].get("frames"), r["info"].get("height")) for r in sel}, key=str)
+                    r["info"].get("frames"), r["info"].get("height")) for r in sel},
+                  key=lambda c: (str(c[0]) != "cpu", str(c[0]), str(c[1]), c[2] or 0, c[3] or 0))
     by = {}
     for r in sel:
         i = r["info"]
