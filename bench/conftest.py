@@ -22,6 +22,16 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+def timed(benchmark, device, fn, rounds: int):
+    """``benchmark.pedantic`` of ``fn`` with the device synchronised inside each round (one warm-up)."""
+    def call():
+        out = fn()
+        sync(device)
+        return out
+
+    benchmark.pedantic(call, rounds=rounds, iterations=1, warmup_rounds=1)
+
+
 def device_name(device) -> str:
     """``"cpu"``, or the GPU's model (what the report names a CUDA row by)."""
     return torch.cuda.get_device_name(torch.device(device)) if torch.device(device).type == "cuda" else "cpu"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import nrvl.kernels as K
-from conftest import DEVICES, device_name, natural_clip, sync
+from conftest import DEVICES, device_name, natural_clip, timed
 
 NOISES = ["gaussian", "contrast", "color_shift", "impulse"]
 _clips = {}
@@ -18,15 +18,6 @@ def clips(device):
     return _clips["b"]
 
 
-def _timed(benchmark, device, fn, rounds=None):
-    def call():
-        out = fn()
-        sync(device)
-        return out
-
-    benchmark.pedantic(call, rounds=rounds or ROUNDS[device], iterations=1, warmup_rounds=1)
-
-
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", NOISES)
 def test_batched_8_clips_one_call(benchmark, name, device):
@@ -34,7 +25,7 @@ def test_batched_8_clips_one_call(benchmark, name, device):
     seeds = torch.arange(8, dtype=torch.int64)
     benchmark.group = f"batching:{name}:{device}"
     benchmark.extra_info.update(noise=name, device=device, device_name=device_name(device), mode="batched", frames=64)
-    _timed(benchmark, device, lambda: K.corrupt(v, name, 0.9, seed=seeds))
+    timed(benchmark, device, lambda: K.corrupt(v, name, 0.9, seed=seeds), ROUNDS[device])
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -44,7 +35,8 @@ def test_per_clip_8_calls(benchmark, name, device):
     seeds = torch.arange(8, dtype=torch.int64)
     benchmark.group = f"batching:{name}:{device}"
     benchmark.extra_info.update(noise=name, device=device, device_name=device_name(device), mode="per-clip", frames=64)
-    _timed(benchmark, device, lambda: [K.corrupt(v[i], name, 0.9, seed=seeds[i:i + 1]) for i in range(8)])
+    timed(benchmark, device, lambda: [K.corrupt(v[i], name, 0.9, seed=seeds[i:i + 1]) for i in range(8)],
+          ROUNDS[device])
 
 
 @pytest.mark.quick
@@ -55,4 +47,4 @@ def test_video_corruption_training_step(benchmark, device):
     aug = K.VideoCorruption(noises="all", ratios=(0.3, 0.6, 0.9), seed=0)
     benchmark.group = f"training-augmentation:{device}"
     benchmark.extra_info.update(noise="VideoCorruption(all)", device=device, device_name=device_name(device), mode="eager", frames=128)
-    _timed(benchmark, device, lambda: aug(v), rounds=3 if device == "cpu" else 10)
+    timed(benchmark, device, lambda: aug(v), 3 if device == "cpu" else 10)

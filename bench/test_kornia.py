@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import nrvl.kernels as K
-from conftest import DEVICES, device_name, natural_clip, sync
+from conftest import DEVICES, device_name, natural_clip, timed
 
 kornia = pytest.importorskip("kornia")
 A = kornia.augmentation
@@ -61,15 +61,6 @@ def clip(device):
     return _clip["u8"], _clip["f"]
 
 
-def _timed(benchmark, device, fn):
-    def call():
-        out = fn()
-        sync(device)
-        return out
-
-    benchmark.pedantic(call, rounds=ROUNDS[device], iterations=1, warmup_rounds=1)
-
-
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", [n for n in PAIRS if n in K.NOISES])
 def test_ours(benchmark, name, device):
@@ -79,7 +70,7 @@ def test_ours(benchmark, name, device):
     benchmark.extra_info.update(noise=name, device=device, device_name=device_name(device), mode="default", frames=8, side="ours",
                                 relation=relation, note=note)
     # the default mode (fused kernels for pointwise noises at this size); the warm-up compiles
-    _timed(benchmark, device, lambda: K.corrupt(u8, name, 1.0, seed=0))
+    timed(benchmark, device, lambda: K.corrupt(u8, name, 1.0, seed=0), ROUNDS[device])
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -92,4 +83,4 @@ def test_kornia(benchmark, name, device):
     benchmark.extra_info.update(noise=name, device=device, device_name=device_name(device), mode="kornia", frames=8, side="kornia",
                                 relation=relation, note=note)
     with torch.no_grad():
-        _timed(benchmark, device, lambda: op(f))
+        timed(benchmark, device, lambda: op(f), ROUNDS[device])
