@@ -84,14 +84,21 @@ def _downsample(x: torch.Tensor, h: int, w: int, dtype) -> torch.Tensor:
     return dh.t() @ taps @ dw
 
 
-def _resolution_degrade(x, fp, *, scale_factor):
+def _degrade_stages(x, scale_factor, dtype) -> tuple:
+    """``(mid, up)``: the shrunk frames already widened back (``[M, C, h, W]``) and the ``[H, h]``
+    matrix of the last resize. Both bicubic resizes are separable matrix products with torch's
+    own weights (up-sampling by 10 costs ~80 multiply-adds per output pixel in a GEMM, ~3x
+    faster than upsample_bicubic2d)."""
     s = _check_resolution(scale_factor=scale_factor)
     H, W = x.shape[-2:]
     h, w = _small_size(H, W, s)
-    # Both bicubic resizes as separable matrix products with torch's own weights (up-sampling
-    # by 10 costs ~80 multiply-adds per output pixel in a GEMM, ~3x faster than upsample_bicubic2d).
-    mid = _downsample(x, h, w, x.dtype) @ _resize_matrix(w, W, x.device, x.dtype)  # [M, C, h, W]
-    return _resize_matrix(h, H, x.device, x.dtype).t() @ mid
+    mid = _downsample(x, h, w, dtype) @ _resize_matrix(w, W, x.device, dtype)
+    return mid, _resize_matrix(h, H, x.device, dtype).t()
+
+
+def _resolution_degrade(x, fp, *, scale_factor):
+    mid, up = _degrade_stages(x, scale_factor, x.dtype)
+    return up @ mid
 
 
 def _resolution_degrade_u8(x, fp, *, scale_factor):
@@ -99,11 +106,9 @@ def _resolution_degrade_u8(x, fp, *, scale_factor):
     # planes (fresh clip-sized float buffers cost more in page faults than the GEMM itself).
     if x.device.type != "cpu":
         return NotImplemented
-    s = _check_resolution(scale_factor=scale_factor)
     M, C, H, W = x.shape
-    h, w = _small_size(H, W, s)
-    mid = (_downsample(x, h, w, torch.float32) @ _resize_matrix(w, W, x.device, torch.float32)).reshape(M * C, h, W)
-    up = _resize_matrix(h, H, x.device, torch.float32).t()
+    mid, up = _degrade_stages(x, scale_factor, torch.float32)
+    mid = mid.reshape(M * C, -1, W)
     out = torch.empty((M * C, H, W), dtype=torch.uint8)
     k = max(1, (4 << 20) // (H * W))  # planes per block: ~16 MiB of float32
     buf = torch.empty((min(k, M * C), H, W))
