@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export FORCE_QWENVL_VIDEO_READER := decord
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install ffmpeg test test-fast demo bench bench-1080p bench-quick clean
+.PHONY: install ffmpeg test test-fast demo bench bench-1080p bench-reuse bench-quick clean
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ bench: install
 # The CPU at 1080p (8 and 16 frames): outside `make bench`'s 10 minutes, ~5 more; its own JSON.
 bench-1080p: install
 	NRVL_BENCH_FULL=1 $(PY) -m pytest -q -p no:cacheprovider bench/test_kernels.py -k 1080p --benchmark-json=bench/results/$(BENCH_TAG)-1080p.json
+	$(PY) bench/report.py bench/results --out bench/REPORT.md
+
+# 8f and 16f 720p on the CPU with the allocator setting the nrvl command uses (reuse_cpu_memory): its own JSON.
+bench-reuse: install
+	NRVL_REUSE_CPU_MEMORY=1 $(PY) -m pytest -q -p no:cacheprovider bench/test_kernels.py -k "(cpu_8f_720p or cpu_16f_720p) and not eager" --benchmark-json=bench/results/$(BENCH_TAG)-reuse.json
 	$(PY) bench/report.py bench/results --out bench/REPORT.md
 
 bench-quick: install

@@ -9,6 +9,15 @@ if not torch.cuda.is_available():
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
+# NRVL_REUSE_CPU_MEMORY=1: the allocator setting the nrvl command uses (nrvl.kernels.reuse_cpu_memory);
+# rows measured so are labelled "-reuse". Unset, the library as a script importing it gets it.
+REUSE_CPU_MEMORY = os.environ.get("NRVL_REUSE_CPU_MEMORY") == "1"
+if REUSE_CPU_MEMORY:
+    import nrvl.kernels
+
+    if not nrvl.kernels.reuse_cpu_memory():
+        raise RuntimeError("NRVL_REUSE_CPU_MEMORY=1 but this platform has no glibc mallopt")
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import nrvl.kernels as K
-from conftest import DEVICES, device_name, natural_clip, sync
+from conftest import DEVICES, REUSE_CPU_MEMORY, device_name, natural_clip, sync
 from noise_inputs import extra_params
 
 NAMES = K.list_noises()
@@ -68,7 +68,8 @@ def _bench(benchmark, name, size, device, mode):
 
         call()  # warm-up (and compilation where the mode compiles)
         # NRVL_WORK_MEMORY=inf (one chunk, fewer launches) is reported as its own mode.
-        label = mode + ("-one-chunk" if math.isinf(K.work_memory()[0]) else "")
+        label = (mode + ("-one-chunk" if math.isinf(K.work_memory()[0]) else "")
+                 + ("-reuse" if REUSE_CPU_MEMORY and device == "cpu" else ""))
         info = dict(noise=name, device=str(device), mode=label, frames=T, height=H, width=W,
                     device_name=device_name(device), pointwise=K.NOISES[name].pointwise)
         benchmark.group = f"{device}-{T}f-{H}p-{mode}"

@@ -17,7 +17,7 @@ if __name__ == "kernels":  # the bare name, from a checkout's root on sys.path: 
 else:
     from . import random  # noqa: F401  (the counter-based random function)
     from ._compile import compile_mode, set_compile
-    from ._memory import set_work_memory, work_memory
+    from ._memory import reuse_cpu_memory, set_work_memory, work_memory
     from .core import apply_params, corrupt, frame_count, sample_params
     from .random import derive_seed
     from .registry import FAMILIES, NOISES, NoiseSpec, get_spec, list_noises
@@ -30,5 +30,5 @@ else:
     __all__ = [
         "corrupt", "list_noises", "NOISES", "NoiseSpec", "get_spec", "FAMILIES", "derive_seed",
         "sample_params", "apply_params", "frame_count", "VideoCorruption", "set_compile", "compile_mode",
-        "set_work_memory", "work_memory",
+        "set_work_memory", "work_memory", "reuse_cpu_memory",
     ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 
@@ -62,6 +63,19 @@ def _fail(prog: str, exc: BaseException, verbose: bool) -> int:
     return 2
 
 
+def reuse_cpu_memory_unless_opted_out() -> None:
+    """``nrvl.kernels.reuse_cpu_memory()`` for this process, unless ``NRVL_REUSE_CPU_MEMORY`` is 0/false/off.
+
+    The commands allocate clip-sized CPU buffers over and over (frames, float copies, outputs);
+    reusing them saves a page-faulting pass per buffer (see ``reuse_cpu_memory``).
+    """
+    if os.environ.get("NRVL_REUSE_CPU_MEMORY", "1").strip().lower() in ("0", "false", "no", "off"):
+        return
+    from nrvl.kernels import reuse_cpu_memory
+
+    reuse_cpu_memory()
+
+
 def _passthrough(command: str, argv: list[str]) -> int:
     module_name = PASSTHROUGH[command][0]
     prog = f"nrvl {command}"
@@ -96,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``nrvl`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in PASSTHROUGH:
+        reuse_cpu_memory_unless_opted_out()
         return _passthrough(argv[0], argv[1:])
     parser = build_parser()
     try:
@@ -107,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     prog = f"nrvl {args.command}"
     try:
+        reuse_cpu_memory_unless_opted_out()
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -46,7 +46,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     noise, ratio = args.noise_name or noise, args.ratio or ratio
 
     from nrvl import evaluate, sweep
+    from nrvl.cli import reuse_cpu_memory_unless_opted_out
 
+    reuse_cpu_memory_unless_opted_out()
     eval_argv = ["--data", "MMBench_Video_demo", "--model", args.model, "--judge", args.judge,
                  "--noise_name", noise, "--ratio", str(ratio), "--work-dir", args.work_dir, *rest]
     start = time.perf_counter()
