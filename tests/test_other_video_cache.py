@@ -74,3 +74,20 @@ def test_inference_tensors_are_not_cached():
     normal = donor.clone()  # a normal tensor: cached, the same result
     assert torch.equal(out, K.corrupt(video, "other_video", 0.75, seed=3, donor=normal))
     assert Tm._FITTED["last"][0]() is normal
+
+
+def test_the_composed_output_matches_the_in_place_path_for_strided_batches():
+    # Not in place on the CPU, the output is composed frame by frame from the video and the
+    # cached donor; in place, the chosen frames are scattered into the video. Same values.
+    donor = torch.stack([clip(5, 20, 30, 11), clip(5, 20, 30, 12)])  # one donor per clip
+    video = torch.stack([clip(6, 24, 16, 13), clip(6, 24, 16, 14)]).transpose(-1, -2)  # strided [2,6,3,16,24]
+    assert not video.is_contiguous()
+    Tm._FITTED.clear()
+    out, p = K.corrupt(video, "other_video", 0.6, seed=5, donor=donor, return_params=True)
+    assert out.is_contiguous() and out.shape == video.shape
+    work = video.contiguous()
+    K.apply_params(work, "other_video", p, inplace=True, donor=donor)
+    assert torch.equal(out, work)
+    keep = ~p["frames"]
+    assert torch.equal(out[keep], video[keep])
+    assert not torch.equal(out[p["frames"]], video[p["frames"]])
