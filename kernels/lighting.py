@@ -99,7 +99,13 @@ def _exposure(x, fp, *, delta, gamma):
     d = fp["delta"].to(x.dtype)[:, None, None, None]
     g = fp["gamma"].to(x.dtype)[:, None, None, None]
     # The reference's [0, 1]-scale constants applied on 0..255: the power saturates.
-    return torch.pow((x + d).clamp(0.0, 255.0), g)
+    b = (x + d).clamp(0.0, 255.0)
+    if torch.compiler.is_compiling():
+        # Fused: exp2(g * log2(b)) is ~2x faster than inductor's vectorised pow on a CPU, with the
+        # same uint8 output (tests/test_compiled.py). The floor keeps b = 0 exact: 1 for g = 0
+        # (pow's 0^0), ~0 for g > 0.
+        return torch.exp2(torch.log2(b.clamp_min(1e-30)) * g)
+    return torch.pow(b, g)
 
 
 register_frame_noise(

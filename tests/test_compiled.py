@@ -33,6 +33,24 @@ def _check(name):
     assert torch.equal(target, fused)
 
 
+@pytest.mark.parametrize("gamma", [(0.0, 0.0), (0.6, 0.9), (1.1, 1.4)])
+def test_fused_exposure_power_matches_pow_at_black_and_at_gamma_zero(gamma):
+    # The fused kernel computes b^g as exp2(g*log2(b)); b = 0 (black minus delta) must still give
+    # pow's 0 for g > 0 and 1 for g = 0 on every pixel.
+    video = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 1, 16, 16).expand(1, 4, 3, 16, 16).contiguous()
+    try:
+        K.set_compile("never")
+        eager = K.corrupt(video, "underexposure", 1.0, seed=1, gamma=gamma)
+        K.set_compile("always")
+        fused = K.corrupt(video, "underexposure", 1.0, seed=1, gamma=gamma)
+    finally:
+        K.set_compile("auto")
+    assert (eager[..., 0, 0] == (1 if gamma == (0.0, 0.0) else 0)).all()  # the black pixel
+    diff = (fused.int() - eager.int()).abs()
+    assert diff.max() <= 1 and (diff > 0).float().mean() < 0.002
+    assert torch.equal(fused[..., 0, :2], eager[..., 0, :2])
+
+
 @pytest.mark.parametrize("name", FAST)
 def test_fused_equals_eager(name, compiled):
     _check(name)
