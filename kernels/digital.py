@@ -4,26 +4,30 @@ from __future__ import annotations
 import torch
 
 from . import random as rng
+from ._checks import float_param, int_param, range_param, validating_draw
 from .core import Context, pixel_index, register_frame_noise
 
 
-def _random_pixel_draw(ctx: Context, frame_idx, **p):
+def _random_pixel_draw(ctx: Context, frame_idx, *, probs, value_range):
     """``key``: int32 ``[B, n, 2]`` for the mask, ``value_key``: the same for the colours."""
+    float_param("probs", probs, 0.0, 1.0, strict=False)
+    range_param("value_range", value_range, 0, 255, integers=True)
     return {"key": rng.keys(ctx.seeds, "random_pixel/mask", frame_idx),
             "value_key": rng.keys(ctx.seeds, "random_pixel/value", frame_idx)}
 
 
-def _random_pixel(x, fp, *, probs):
+def _random_pixel(x, fp, *, probs, value_range):
+    lo, hi = value_range
     mask = rng.uniform(fp["key"][:, None, None, None, :], pixel_index(x.shape, x.device, False), x.dtype) < probs
-    # Integers uniform on 0..255 for every channel (the reference drew U[0,255) and truncated).
-    val = torch.floor(256.0 * rng.uniform(fp["value_key"][:, None, None, None, :],
-                                          pixel_index(x.shape, x.device, True), x.dtype))
+    # Integers uniform on lo..hi (default 0..255) for every channel (the reference drew U[0,255) and truncated).
+    val = lo + torch.floor((hi - lo + 1.0) * rng.uniform(fp["value_key"][:, None, None, None, :],
+                                                        pixel_index(x.shape, x.device, True), x.dtype))
     return torch.where(mask, val, x)
 
 
 register_frame_noise(
     "random_pixel", family="digital", transform=_random_pixel, draw=_random_pixel_draw,
-    defaults={"probs": 0.8},
+    defaults={"probs": 0.8, "value_range": (0, 255)},
     description="80% of pixel positions replaced by uniform random RGB",
     severities=[{"probs": q} for q in (0.05, 0.1, 0.2, 0.4, 0.8)],
 )
@@ -54,7 +58,6 @@ from functools import lru_cache
 
 import torch.nn.functional as F
 
-from ._checks import float_param, int_param, validating_draw
 from ._filters import gaussian_kernel1d, gaussian_radius, separable_correlate2d
 
 

@@ -4,8 +4,11 @@ All draws are per frame (a few scalars), keyed by (clip seed, stream, frame inde
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
+from ._checks import float_param, range_param
 from .core import Context, frame_uniform, register_frame_noise
 
 
@@ -26,40 +29,49 @@ register_frame_noise(
 )
 
 
-def _contrast_draw(ctx: Context, frame_idx, *, factor):
-    """``factor``: float32 ``[B, n]``, u ~ U(-5, 5), f = u if u >= 0 else -1/u (the reference's rule)."""
-    u = frame_uniform(ctx, frame_idx, "contrast/u", -5.0, 5.0)
+def _contrast_draw(ctx: Context, frame_idx, *, factor, contrast_range):
+    """``factor``: float32 ``[B, n]``, u ~ U(contrast_range) (default (-5, 5)), f = u if u >= 0 else -1/u
+    (the reference's rule); a fixed ``factor`` overrides the draw."""
+    lo, hi = range_param("contrast_range", contrast_range)
+    if factor is not None:
+        factor = float_param("factor", factor, -math.inf, strict=False)
+    u = frame_uniform(ctx, frame_idx, "contrast/u", lo, hi)
     f = torch.where(u >= 0, u, -1.0 / u)
     if factor is not None:
-        f = torch.full_like(f, float(factor))
+        f = torch.full_like(f, factor)
     return {"factor": f}
 
 
-def _contrast(x, fp, *, factor):
+def _contrast(x, fp, *, factor, contrast_range):
     m = x.mean(dim=(2, 3), keepdim=True)
     return m + fp["factor"].to(x.dtype)[:, None, None, None] * (x - m)
 
 
 register_frame_noise(
     "contrast", family="lighting", transform=_contrast, draw=_contrast_draw,
-    defaults={"factor": None},  # per-frame means: a reduction the fused kernel folds in
+    defaults={"factor": None, "contrast_range": (-5.0, 5.0)},  # per-frame means: a reduction the fused kernel folds in
     description="per-frame contrast around the channel means, factor u~U(-5,5) (u<0: -1/u)",
     severities=[{"factor": c} for c in (0.4, 0.3, 0.2, 0.1, 0.05)],
 )
 
 
-def _color_shift_draw(ctx: Context, frame_idx, *, shift):
-    """``gain``: float32 ``[B, n, 3]``, per-channel gains U(1 - shift, 1 + shift)."""
-    return {"gain": frame_uniform(ctx, frame_idx, "color_shift/gain", 1.0 - shift, 1.0 + shift, count=3)}
+def _color_shift_draw(ctx: Context, frame_idx, *, shift, per_channel):
+    """``gain``: float32 ``[B, n, 3]``, gains U(1 - shift, 1 + shift): one per channel, or with
+    ``per_channel=False`` the first one for all three (the reference's single-gain mode)."""
+    shift = float_param("shift", shift, 0.0, strict=False)
+    if not isinstance(per_channel, bool):
+        raise ValueError(f"per_channel must be True or False, got {per_channel!r}")
+    gain = frame_uniform(ctx, frame_idx, "color_shift/gain", 1.0 - shift, 1.0 + shift, count=3)
+    return {"gain": gain if per_channel else gain[..., :1].expand(gain.shape).contiguous()}
 
 
-def _color_shift(x, fp, *, shift):
+def _color_shift(x, fp, *, shift, per_channel):
     return x * fp["gain"].to(x.dtype)[:, :, None, None]
 
 
 register_frame_noise(
     "color_shift", family="lighting", transform=_color_shift, draw=_color_shift_draw,
-    defaults={"shift": 1.0},
+    defaults={"shift": 1.0, "per_channel": True},
     description="per-frame, per-channel gains U(0, 2)",
     severities=[{"shift": s} for s in (0.2, 0.4, 0.6, 0.8, 1.0)],
 )
@@ -89,6 +101,7 @@ register_frame_noise(
 def _exposure_draw(stream):
     def draw(ctx: Context, frame_idx, *, delta, gamma):
         """``delta``, ``gamma``: float32 ``[B, n]`` drawn from the parameter ranges."""
+        delta, gamma = range_param("delta", delta), range_param("gamma", gamma)
         d = frame_uniform(ctx, frame_idx, stream + "/delta", delta[0], delta[1])
         g = frame_uniform(ctx, frame_idx, stream + "/gamma", gamma[0], gamma[1])
         return {"delta": d, "gamma": g}

@@ -159,3 +159,64 @@ def test_overexposure_saturates_and_underexposure_darkens():
     assert g.min() >= 0.6 and g.max() < 0.9
     assert under.max() <= 255 ** 0.9 + 1e-3
     assert torch.allclose(under[0, 0, 0], torch.pow((x + p["delta"][0, 0]).clamp(0, 255), g[0, 0]), atol=1e-3)
+
+
+# ---- NRVL-0's parameters that had no counterpart: contrast_range, per_channel, value_range
+
+def _grey_clip(T=8, H=16, W=16):
+    g = torch.Generator().manual_seed(7)
+    return torch.randint(0, 256, (2, T, 3, H, W), generator=g, dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("name, explicit", [
+    ("contrast", {"contrast_range": (-5.0, 5.0)}),
+    ("color_shift", {"per_channel": True}),
+    ("random_pixel", {"value_range": (0, 255)}),
+])
+def test_the_reference_parameters_at_their_defaults_change_nothing(name, explicit):
+    v = _grey_clip()
+    assert torch.equal(corrupt(v, name, 0.9, seed=2), corrupt(v, name, 0.9, seed=2, **explicit))
+
+
+def test_contrast_range_sets_the_draw_of_u():
+    v = _grey_clip(T=40)
+    f_pos = sample_params(v, "contrast", 1.0, seed=1, contrast_range=(1.0, 2.0))["factor"]
+    assert f_pos.min() >= 1.0 and f_pos.max() < 2.0 and f_pos.std() > 0.2
+    f_neg = sample_params(v, "contrast", 1.0, seed=1, contrast_range=(-2.0, -1.0))["factor"]  # f = -1/u
+    assert f_neg.min() >= 0.5 and f_neg.max() <= 1.0 + 1e-6 and f_neg.std() > 0.05
+
+
+def test_color_shift_single_gain_mode_scales_the_three_channels_alike():
+    v = _grey_clip()
+    out, p = corrupt(v, "color_shift", 0.9, seed=3, per_channel=False, return_params=True)
+    gain = p["gain"]
+    assert torch.equal(gain[..., 0], gain[..., 1]) and torch.equal(gain[..., 0], gain[..., 2])
+    assert gain[..., 0].std() > 0.2  # still a fresh gain per frame
+    t = int(p["frame_idx"][0, 0])  # clip 0's first chosen frame, which takes gain[0, 0]
+    want = (v[0, t].double() * float(gain[0, 0, 0])).clamp(0, 255).round()
+    assert (out[0, t].double() - want).abs().max() <= 1
+
+
+def test_random_pixel_value_range_bounds_the_colours():
+    v = _grey_clip(T=4, H=64, W=64)
+    out, p = corrupt(v, "random_pixel", 1.0, seed=4, probs=1.0, value_range=(10, 13), return_params=True)
+    assert set(out.unique().tolist()) == {10, 11, 12, 13}
+    counts = torch.bincount(out.flatten().long(), minlength=14)[10:].double()
+    assert (counts / counts.sum() - 0.25).abs().max() < 0.01  # uniform on the four levels
+
+
+@pytest.mark.parametrize("name, bad, message", [
+    ("contrast", {"contrast_range": (5.0, -5.0)}, "contrast_range must be a pair"),
+    ("contrast", {"contrast_range": (0.0, float("inf"))}, "contrast_range must be a pair"),
+    ("contrast", {"factor": "big"}, "factor must be a finite number"),
+    ("color_shift", {"per_channel": 1}, "per_channel must be True or False"),
+    ("color_shift", {"shift": -0.5}, "shift must be >= 0"),
+    ("random_pixel", {"value_range": (0, 256)}, "value_range must be a pair .* within \\[0, 255\\]"),
+    ("random_pixel", {"value_range": (0.5, 3)}, "value_range must be a pair .* of ints"),
+    ("random_pixel", {"probs": 1.5}, "probs must be >= 0.0 and <= 1.0"),
+    ("overexposure", {"gamma": (1.4,)}, "gamma must be a pair"),
+    ("underexposure", {"delta": "x"}, "delta must be a pair"),
+])
+def test_bad_reference_parameters_are_one_clear_error(name, bad, message):
+    with pytest.raises(ValueError, match=message):
+        corrupt(_grey_clip(), name, 0.9, seed=0, **bad)
