@@ -11,7 +11,9 @@ give the same scores and the same rating:
   name is sent unchanged, so a local vLLM judge works;
 - :func:`parse_score`: ``int(reply)`` when the reply is a Python int literal,
   else -1, computed without ``eval``;
-- predictions that are missing (None, NaN, empty) are not judged and score -1;
+- predictions that are missing (None, NaN, or a string pandas reads as NaN:
+  ``''``, ``'None'``, ``'N/A'``, ...; VLMEvalKit reads its prediction file back
+  with pandas) are not judged and score -1;
   a reply that never came scores -1.
 
 What it does differently, on purpose: requests run concurrently on asyncio
@@ -60,6 +62,7 @@ __all__ = [
     "Judge", "OpenAIJudge", "ExactMatchJudge",
     "parse_score", "is_integer_reply", "build_prompt", "build_judge", "judge_table",
     "resolve_judge_endpoint", "read_dotenv", "prediction_sha256", "is_missing_prediction", "load_judge_cache",
+    "PANDAS_NA_STRINGS",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -182,18 +185,32 @@ def build_prompt(question: Any, answer: Any, prediction: Any) -> str:
     return USER_TEMPLATE.format(question, answer, prediction)
 
 
-def is_missing_prediction(prediction: Any) -> bool:
-    """True for predictions VLMEvalKit never sends to the judge: None, NaN and ``''``.
+#: The strings pandas reads as NaN by default (``pandas._libs.parsers.STR_NA_VALUES``, pandas >= 2.0),
+#: in ``read_excel`` and ``read_csv`` alike. VLMEvalKit reads its prediction file back with one of them
+#: (``vlmeval/smp/file.py`` ``load``), so a prediction that is exactly one of these is NaN there.
+PANDAS_NA_STRINGS = frozenset({
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+})
 
-    The empty string counts because VLMEvalKit's xlsx round trip (and pandas'
-    TSV reader) turns it into NaN.
+
+def is_missing_prediction(prediction: Any) -> bool:
+    """True for predictions VLMEvalKit never sends to the judge (they score -1).
+
+    None, NaN, and every string pandas reads as NaN by default
+    (:data:`PANDAS_NA_STRINGS`: ``''``, ``'None'``, ``'N/A'``, ``'NA'``,
+    ``'nan'``, ``'null'``, ...; exact match, case and spaces count). VLMEvalKit
+    writes the predictions to xlsx (or tsv), reads them back with pandas'
+    defaults, and skips NaN rows (``MMBenchVideo.evaluate``:
+    ``data_un[~pd.isna(data_un['prediction'])]``), so a model that answers
+    ``None`` scores -1 there whatever the judge would have said.
     """
     if prediction is None:
         return True
     if isinstance(prediction, float) and math.isnan(prediction):
         return True
     if isinstance(prediction, str):
-        return prediction == ""
+        return prediction in PANDAS_NA_STRINGS
     try:
         import pandas as pd
 
@@ -902,8 +919,9 @@ def build_judge(
 def judge_table(table, judge: Judge, cache_path: Union[str, Path], *, progress: bool = True):
     """Grade every prediction of ``table`` and return a copy with an int ``score`` column.
 
-    VLMEvalKit semantics: rows whose prediction is missing (None, NaN, ``''``)
-    are not judged and score -1; rows whose judging failed score -1; other rows
+    VLMEvalKit semantics: rows whose prediction is missing (None, NaN, or a
+    string in :data:`PANDAS_NA_STRINGS` such as ``''`` or ``'None'``) are not
+    judged and score -1; rows whose judging failed score -1; other rows
     score :func:`parse_score` of the reply. Replies are appended (and fsynced)
     to ``cache_path`` as JSON Lines keyed by (judge model, ``index``, sha256 of
     the prediction text) as they arrive; cached replies are reused, so a rerun,

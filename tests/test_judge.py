@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import logging
 import math
 import socket
@@ -264,6 +265,44 @@ def test_judge_table_scores_and_missing_predictions(server, no_dotenv, tmp_path)
     assert "score" not in table.columns  # input untouched
     assert server.judged() == 5  # the three missing predictions were never sent
     assert (judge.stats.missing_prediction, judge.stats.judged, judge.stats.cached) == (3, 5, 0)
+
+
+# VLMEvalKit judges the prediction file it reads back with pandas (vlmeval/smp/file.py ``load``:
+# ``pd.read_excel(f)`` for the default xlsx, ``pd.read_csv(f, sep='\t')`` for PRED_FORMAT=tsv), both with
+# pandas' default NA strings. ``MMBenchVideo.evaluate`` (vlmeval/dataset/mmbench_video.py, open-compass/VLMEvalKit
+# @ ac8a692, ``data_un = data_un[~pd.isna(data_un['prediction'])]`` and
+# ``data['score'] = [score_map[idx] if idx in score_map else -1 ...]``) then never sends those rows to the
+# judge and scores them -1. So a model answering "None" or "N/A" scores -1, not whatever the judge would say.
+PANDAS_DEFAULT_NA = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+
+
+def test_predictions_pandas_reads_as_nan_are_not_judged(server, no_dotenv, tmp_path):
+    na = PANDAS_DEFAULT_NA
+    kept = ["none", " None", "None.", "NONE", "N/A ", "0", "nil", "-"]  # not NA strings: judged as text
+    n = len(na) + len(kept)
+    table = make_table(n, right=range(n))
+    table["answer"] = na + kept
+    table["prediction"] = na + kept  # every prediction equals its answer: the fake judge says "3"
+    out = judge_table(table, make_judge(server, no_dotenv), tmp_path / "c.jsonl", progress=False)
+    assert list(out["score"]) == [-1] * len(na) + [3] * len(kept)
+    assert server.judged() == len(kept)
+    # The same rows, as VLMEvalKit sees them after its pandas round trip.
+    back = pd.read_csv(io.StringIO(table.to_csv(sep="\t", index=False)), sep="\t")
+    assert list(pd.isna(back["prediction"])) == [True] * len(na) + [False] * len(kept)
+
+
+def test_na_strings_are_pandas_defaults():
+    from nrvl.judge import PANDAS_NA_STRINGS, is_missing_prediction
+
+    assert PANDAS_NA_STRINGS == frozenset(PANDAS_DEFAULT_NA)
+    try:
+        from pandas._libs.parsers import STR_NA_VALUES
+    except ImportError:  # pragma: no cover - private name moved
+        pytest.skip("pandas has no STR_NA_VALUES here")
+    assert PANDAS_NA_STRINGS == frozenset(STR_NA_VALUES)
+    assert all(is_missing_prediction(s) for s in PANDAS_DEFAULT_NA)
+    assert not any(is_missing_prediction(s) for s in ("none", " NA", "N/A.", "3", " "))
 
 
 def test_table_read_back_from_tsv(server, no_dotenv, tmp_path):
