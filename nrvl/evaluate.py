@@ -86,6 +86,11 @@ def build_parser(prog: str = "eval/run.py") -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="torch device (default cuda:<local rank> if available, else cpu)")
     p.add_argument("--decode-backend", dest="decode_backend", choices=("torchcodec", "decord"), default=None,
                    help="video decoder (default torchcodec, falling back to decord)")
+    p.add_argument("--video-timing", "--video_timing", dest="video_timing", choices=("vlmevalkit", "real"),
+                   default="vlmevalkit",
+                   help="Qwen2.5-VL: 'vlmevalkit' gives the processor no fps, as VLMEvalKit does (its temporal "
+                        "position ids assume the processor's default rate); 'real' passes the real fps and frame "
+                        "indices (a departure from VLMEvalKit's answers)")
     p.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=None,
                    help="generation cap (default: the model's; 2048 for Qwen2.5-VL as VLMEvalKit)")
     p.add_argument("--no-prefetch", dest="prefetch", action="store_false",
@@ -222,14 +227,32 @@ def _quiet_libraries(verbose: bool) -> None:
 
 # ----------------------------------------------------------------------------------- inference
 
-def _requests(samples, args, nframe: int):
+def _requests(samples, args, nframe: int, dataset_samples=None):
+    """The model requests of ``samples``; ``dataset_samples`` (every sample of the dataset, whatever
+    this rank runs and whatever ``--limit``) is the pool ``other_video`` draws its donor videos from."""
     from nrvl.kernels import derive_seed
     from nrvl.models import ModelRequest
 
-    return [ModelRequest(index=s.index, question=s.question, video_path=s.video_path, video=s.video,
-                         nframe=nframe, noise=args.noise_name, ratio=args.ratio,
-                         seed=derive_seed(args.seed, s.video, s.index, args.noise_name, args.ratio))
-            for s in samples]
+    out = []
+    for s in samples:
+        seed = derive_seed(args.seed, s.video, s.index, args.noise_name, args.ratio)
+        donor = _donor_video(s, seed, dataset_samples) if args.noise_name == "other_video" else None
+        out.append(ModelRequest(index=s.index, question=s.question, video_path=s.video_path, video=s.video,
+                                nframe=nframe, noise=args.noise_name, ratio=args.ratio, seed=seed,
+                                donor_path=donor[1] if donor else None, donor_video=donor[0] if donor else ""))
+    return out
+
+
+def _donor_video(sample, seed: int, dataset_samples) -> tuple:
+    """``(video id, path)`` of ``sample``'s other_video donor: one of the dataset's other videos,
+    picked by the sample's seed (so independent of rank, batch and order), never its own."""
+    if dataset_samples is None:
+        raise EvalError("other_video needs the dataset's videos to draw donors from")
+    videos = sorted({(s.video, s.video_path) for s in dataset_samples if s.video != sample.video})
+    if not videos:
+        raise EvalError("--noise_name other_video needs a dataset with at least two videos "
+                        f"(every sample here is from {sample.video!r})")
+    return videos[seed % len(videos)]
 
 
 def _progress(total: int, enabled: bool, desc: str):
@@ -350,7 +373,8 @@ def run(args):
     paths = run_paths(args.work_dir, _model_tag(args), data_tag, args.noise_name, args.ratio, judge_name)
 
     if args.mode != "eval":
-        _run_inference(args, info, setup.device, setup.samples, nframe, data_tag, paths)
+        _run_inference(args, info, setup.device, setup.samples, nframe, data_tag, paths,
+                       donor_pool=setup.dataset.samples())
     if not info.is_main:
         return paths
     table = setup.dataset.rows(args.limit)
@@ -439,20 +463,44 @@ def _build_judge(args, judge_name: str):
 def _fingerprint(args, nframe: int, data_tag: str) -> str:
     from nrvl.store import run_fingerprint
 
-    return run_fingerprint({
+    settings = {
         "model": args.model, "api_model": args.api_model, "data": args.data, "data_tag": data_tag, "nframe": nframe,
         "noise": args.noise_name, "ratio": args.ratio, "seed": args.seed, "max_new_tokens": args.max_new_tokens,
-    })
+    }
+    if _uses_video_timing(args.model):  # answers made with another timing are not reused
+        settings["video_timing"] = getattr(args, "video_timing", "vlmevalkit")
+    return run_fingerprint(settings)
 
 
-def _run_inference(args, info, device, samples, nframe, data_tag, paths) -> None:
-    from nrvl.models import ModelConfigError, build_model
+def _build_model(args, device):
+    """The adapter for ``args`` (single runs and sweeps alike); raises ``ModelConfigError``."""
+    from nrvl.models import build_model
+
+    return build_model(args.model, device=device, decode_backend=args.decode_backend,
+                       max_new_tokens=args.max_new_tokens, api_model=args.api_model,
+                       video_timing=getattr(args, "video_timing", "vlmevalkit"), base_url=args.api_base,
+                       nproc=args.api_nproc)
+
+
+def _uses_video_timing(model: str) -> bool:
+    """Whether ``--video-timing`` changes this model's answers (the Qwen adapters; not the API models)."""
+    from nrvl.models import model_class
+    from nrvl.models.qwen import QwenVL
+
+    try:
+        return issubclass(model_class(model), QwenVL)
+    except Exception:  # noqa: BLE001 - an adapter that cannot be imported has no timing
+        return False
+
+
+def _run_inference(args, info, device, samples, nframe, data_tag, paths, donor_pool=None) -> None:
+    from nrvl.models import ModelConfigError
     from nrvl.store import PredictionStore, key_of
 
     store = PredictionStore(paths.folder, paths.stem, _fingerprint(args, nframe, data_tag), rank=info.rank)
     done = store.done_keys()
     mine = [s for s in dist.shard(samples, info.rank, info.world_size) if key_of(s.index) not in done]
-    requests = _requests(mine, args, nframe)
+    requests = _requests(mine, args, nframe, dataset_samples=donor_pool if donor_pool is not None else samples)
     if info.is_main:
         stored = sum(key_of(s.index) in done for s in samples)
         print(f"[nrvl] {args.model} on {len(samples)} samples: {len(samples) - stored} to run over "
@@ -461,9 +509,7 @@ def _run_inference(args, info, device, samples, nframe, data_tag, paths) -> None
     model, error = None, None
     if requests:
         try:
-            model = build_model(args.model, device=device, decode_backend=args.decode_backend,
-                                max_new_tokens=args.max_new_tokens, api_model=args.api_model,
-                                base_url=args.api_base, nproc=args.api_nproc)
+            model = _build_model(args, device)
         except ModelConfigError as e:
             error = _one_line(e)
     _collective(error, info)

@@ -567,7 +567,7 @@ def run_sweep(args, info: Optional[dist.DistInfo] = None) -> list[RunPaths]:
 
 def _inference(args, info, setup, runs: list[_Run], counts: SweepCounts) -> None:
     from nrvl import evaluate as E
-    from nrvl.models import ModelConfigError, build_model
+    from nrvl.models import ModelConfigError
     from nrvl.store import PredictionStore, key_of
 
     mine = dist.shard(setup.samples, info.rank, info.world_size)
@@ -577,7 +577,8 @@ def _inference(args, info, setup, runs: list[_Run], counts: SweepCounts) -> None
                                 rank=info.rank)
         done = store.done_keys()
         todo = [s for s in mine if key_of(s.index) not in done]
-        jobs.append(_Job(r.variant, store, {key_of(q.index): q for q in E._requests(todo, r.args, setup.nframe)}))
+        reqs = E._requests(todo, r.args, setup.nframe, setup.dataset.samples())
+        jobs.append(_Job(r.variant, store, {key_of(q.index): q for q in reqs}))
         stored += sum(key_of(s.index) in done for s in setup.samples)
     n, total = len(setup.samples), len(setup.samples) * len(runs)
     noisy = sorted({r.variant.noise for r in runs if r.variant.noise})
@@ -590,9 +591,7 @@ def _inference(args, info, setup, runs: list[_Run], counts: SweepCounts) -> None
     model, error = None, None
     if any(j.todo for j in jobs):
         try:
-            model = build_model(args.model, device=setup.device, decode_backend=args.decode_backend,
-                                max_new_tokens=args.max_new_tokens, api_model=args.api_model,
-                                base_url=args.api_base, nproc=args.api_nproc)
+            model = E._build_model(args, setup.device)
             counts.model_loads += 1
         except ModelConfigError as e:
             error = E._one_line(e)

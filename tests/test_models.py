@@ -95,25 +95,43 @@ def test_qwen_frames_match_qwen_vl_utils(tiny, demo_root):
     assert torch.equal(ours.float(), ref)
 
 
-def test_qwen_prepare_noise_after_resize_then_processor(tiny, demo_root):
+@pytest.mark.parametrize("timing", ["vlmevalkit", "real"])
+def test_qwen_prepare_noise_after_resize_then_processor(tiny, demo_root, timing):
     from transformers.video_utils import VideoMetadata
 
     path = str(demo_root / "video" / "demo_1.mp4")  # 24 frames at 8 fps (3 s), 240x320
     req = ModelRequest(index=5, question="What is shown?", video_path=path, video="demo_1", nframe=8,
                        noise="gaussian", ratio=0.9, seed=K.derive_seed(0, "demo_1", 5, "gaussian", 0.9))
-    batch = tiny.prepare([req])
+    assert tiny.video_timing == "vlmevalkit"  # the default
+    tiny.video_timing = timing
+    try:
+        batch = tiny.prepare([req])
+    finally:
+        tiny.video_timing = "vlmevalkit"
     clean, info, idx = tiny._frames(req)
     noisy = K.corrupt(clean, "gaussian", 0.9, seed=torch.tensor([req.seed]))
     md = VideoMetadata(total_num_frames=info.num_frames, fps=info.fps, frames_indices=idx, width=info.width,
                        height=info.height)
-    ref = tiny.processor(text=[tiny.prompt(req.question)], videos=[noisy], video_metadata=[md], return_tensors="pt",
-                         do_resize=False, cap_pixels_per_frame=False)
+    # VLMEvalKit calls the processor with the frames and no fps or metadata.
+    timing_kw = {"video_metadata": [md]} if timing == "real" else {}
+    ref = tiny.processor(text=[tiny.prompt(req.question)], videos=[noisy], return_tensors="pt",
+                         do_resize=False, cap_pixels_per_frame=False, **timing_kw)
     assert torch.equal(batch.inputs["pixel_values_videos"], ref["pixel_values_videos"])
     assert torch.equal(batch.inputs["input_ids"], ref["input_ids"])
-    # 8 frames over 3 s (8/3 frames/s), 2 frames per temporal patch -> 0.75 s per grid step,
-    # not the 24 fps the processor assumes without metadata.
-    assert batch.inputs["second_per_grid_ts"].tolist() == [0.75]
+    assert torch.equal(batch.inputs["second_per_grid_ts"], ref["second_per_grid_ts"])
+    if timing == "real":
+        # 8 frames over 3 s (8/3 frames/s), 2 frames per temporal patch -> 0.75 s per grid step.
+        assert batch.inputs["second_per_grid_ts"].tolist() == [0.75]
+    else:  # the processor's default rate (24 fps in transformers 5: 2/24 s per grid step)
+        assert batch.inputs["second_per_grid_ts"].tolist() != [0.75]
     assert batch.sizes == [tuple(noisy.shape[-2:])]
+
+
+def test_qwen_video_timing_is_checked():
+    from nrvl.models.qwen import QwenVL
+
+    with pytest.raises(ModelConfigError, match="video_timing must be one of vlmevalkit, real, got 'fps'"):
+        QwenVL("x", "/nonexistent", video_timing="fps")
 
 
 def test_qwen_prompt_is_question_then_video_with_default_system(tiny):
@@ -131,6 +149,26 @@ def test_qwen_generation_settings(tiny):
     assert gc.max_new_tokens == 16  # the tiny model's cap
     assert tiny.processor.tokenizer.padding_side == "left"
     assert tiny.attn_implementation == "sdpa" and tiny.dtype == torch.float32
+
+
+def test_qwen_decodes_like_vlmevalkit_without_space_cleanup(tiny, monkeypatch):
+    """VLMEvalKit decodes with ``skip_special_tokens=True, clean_up_tokenization_spaces=False``
+    (vlmeval/vlm/qwen2_vl/model.py, ``generate_inner_transformers``, open-compass/VLMEvalKit @ 002f7b7),
+    whatever the tokenizer's own ``clean_up_tokenization_spaces`` says: " ." and " 's" stay as generated."""
+    from nrvl.models.qwen import QwenBatch
+
+    tok = tiny.processor.tokenizer
+    text = "The answer is yes . It 's four ."
+    new = tok(text, add_special_tokens=False)["input_ids"] + [tok.convert_tokens_to_ids("<|im_end|>")]
+    prompt = torch.tensor([[tok.convert_tokens_to_ids("<|im_start|>")] * 3])
+    # A tokenizer configured to clean up (transformers 5 refuses it for BPE unless forced; 4.x did it).
+    monkeypatch.setattr(tok, "clean_up_tokenization_spaces", True)
+    monkeypatch.setattr(tok, "clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output", True,
+                        raising=False)
+    assert tok.decode(new, skip_special_tokens=True) != text  # the clean-up would change it
+    monkeypatch.setattr(tiny.model, "generate", lambda **kw: torch.cat([kw["input_ids"], torch.tensor([new])], 1))
+    batch = QwenBatch(inputs={"input_ids": prompt}, frame_indices=[[0]], sizes=[(28, 28)])
+    assert tiny.generate(batch) == [text]
 
 
 # ----------------------------------------------------------------------------- API models
@@ -227,3 +265,20 @@ def test_api_model_needs_a_key_for_openai():
         build_model("GPT4o")
     with pytest.raises(ModelConfigError, match="needs --api-model"):
         build_model("openai-compatible", base_url="http://127.0.0.1:9/v1")
+
+
+def test_video_timing_is_part_of_the_run_fingerprint_of_qwen_models_only():
+    import argparse
+
+    from nrvl import evaluate
+
+    def fp(model, timing):
+        args = argparse.Namespace(model=model, api_model=None, data="MMBench_Video_8frame_nopack", noise_name=None,
+                                  ratio=None, seed=0, max_new_tokens=None, video_timing=timing)
+        return evaluate._fingerprint(args, 8, "MMBench_Video_8frame_nopack")
+
+    # A resumed Qwen run never mixes answers made with the other timing ...
+    assert fp("Qwen2.5-VL-7B-Instruct", "vlmevalkit") != fp("Qwen2.5-VL-7B-Instruct", "real")
+    assert fp("tiny-qwen2.5-vl", "vlmevalkit") != fp("tiny-qwen2.5-vl", "real")
+    # ... and an API model's stored answers stay valid (the setting does not reach it).
+    assert fp("GPT4o", "vlmevalkit") == fp("GPT4o", "real")

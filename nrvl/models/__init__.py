@@ -15,13 +15,13 @@ while the model generates.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import import_module
 from typing import Any, Optional, Sequence
 
 __all__ = [
     "ModelRequest", "VideoModel", "ModelManifest", "MODELS", "list_models", "get_manifest", "build_model",
-    "ModelConfigError",
+    "ModelConfigError", "corrupt_clips", "donor_request",
 ]
 
 
@@ -42,6 +42,9 @@ class ModelRequest:
         noise: the noise name, or None for a clean run.
         ratio: the noise ratio in [0, 1], or None.
         seed: the sample's noise seed, ``derive_seed(seed, video, index, noise, ratio)``.
+        donor_path, donor_video: for ``other_video``, the dataset video whose frames replace
+            the chosen ones (picked by the evaluation from the sample's seed, never the
+            sample's own video); decoded and resized by the adapter like the sample's own.
     """
 
     index: Any
@@ -52,6 +55,8 @@ class ModelRequest:
     noise: Optional[str] = None
     ratio: Optional[float] = None
     seed: int = 0
+    donor_path: Optional[str] = None
+    donor_video: str = ""
 
 
 class VideoModel(ABC):
@@ -188,23 +193,38 @@ def build_model(name: str, **overrides) -> VideoModel:
     return model
 
 
-def corrupt_clips(clips: Sequence[Any], requests: Sequence[ModelRequest]) -> list:
+def donor_request(request: ModelRequest) -> ModelRequest:
+    """The clean request for ``request``'s donor video (``other_video``): same frame count, no noise."""
+    if not request.donor_path:
+        raise ValueError(f"sample {request.index!r}: other_video needs a donor video (ModelRequest.donor_path)")
+    return replace(request, video_path=request.donor_path, video=request.donor_video, noise=None, ratio=None,
+                   donor_path=None, donor_video="")
+
+
+def corrupt_clips(clips: Sequence[Any], requests: Sequence[ModelRequest], donor_clips=None) -> list:
     """Apply each request's noise to its clip, batching clips of the same shape.
 
     Args:
         clips: uint8 (or float 0..255) ``[T, 3, H, W]`` tensors, one per request, any device.
         requests: the matching requests; ``noise``/``ratio`` None means clean.
+        donor_clips: ``donor_clips(donor_request(request)) -> [T', 3, H', W']`` tensor: the
+            clean frames of the donor video of each ``other_video`` request (the adapter
+            decodes and resizes them as it does its own clips).
 
     Returns:
         The clips, corrupted with ``nrvl.kernels.corrupt(clip, noise, ratio,
-        seed=request.seed)``, same shapes, dtypes and devices. Clips that share
-        a shape, noise and ratio go through one batched call; each clip's result
-        depends only on its own seed, so batching changes nothing.
+        seed=request.seed)`` (``donor=`` the donor's frames for ``other_video``), same
+        shapes, dtypes and devices. Clips that share a shape, noise and ratio go
+        through one batched call; each clip's result depends only on its own seed
+        (and donor), so batching changes nothing.
     """
     out = list(clips)
     groups: dict = {}
     for i, (clip, req) in enumerate(zip(clips, requests)):
         if req.noise is None or req.ratio is None:
+            continue
+        if req.noise == "other_video":  # one call per clip, with its own donor: never a batch-mate
+            groups[("other_video", i)] = [i]
             continue
         key = (req.noise, float(req.ratio), tuple(clip.shape), clip.dtype, str(clip.device))
         groups.setdefault(key, []).append(i)
@@ -214,7 +234,16 @@ def corrupt_clips(clips: Sequence[Any], requests: Sequence[ModelRequest]) -> lis
 
     from nrvl.kernels import corrupt
 
-    for (noise, ratio, _, _, device), members in groups.items():
+    for key, members in groups.items():
+        if key[0] == "other_video":
+            (i,) = members
+            if donor_clips is None:
+                raise ValueError(f"sample {requests[i].index!r}: other_video needs the donor's frames (donor_clips=)")
+            donor = donor_clips(donor_request(requests[i])).to(clips[i].device)
+            seed = torch.tensor([int(requests[i].seed)], dtype=torch.int64, device=clips[i].device)
+            out[i] = corrupt(clips[i], "other_video", float(requests[i].ratio), seed=seed, donor=donor)
+            continue
+        noise, ratio = key[0], key[1]
         stack = torch.stack([clips[i] for i in members])
         seeds = torch.tensor([int(requests[i].seed) for i in members], dtype=torch.int64, device=stack.device)
         noisy = corrupt(stack, noise, ratio, seed=seeds)

@@ -163,7 +163,8 @@ class OpenAIVideoModel(VideoModel):
     def prepare_clips(self, batch: Sequence[ModelRequest], clips: Sequence) -> list[list[dict]]:
         """The chat messages from :meth:`load_clip` results (left unmodified): noise, encode."""
         batch = list(batch)
-        clips = corrupt_clips(list(clips), batch)
+        # other_video's donor: another dataset video, through the same decode and JPEG round trip.
+        clips = corrupt_clips(list(clips), batch, donor_clips=self.frames)
         messages = []
         for req, clip in zip(batch, clips):
             b64 = [encode_frame(f, self.img_size) for f in clip]

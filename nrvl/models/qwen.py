@@ -11,13 +11,18 @@ Per sample (``reference/mmbench-video.md`` 1.5b and 5):
    756x1344), bicubic + antialias, :func:`nrvl.video.qwen_resize`;
 3. noise, after the resize, where the original NRVL applied it;
 4. the processor: the bare question, then the video (no system text of our
-   own; the chat template adds its default system turn), with
-   ``video_metadata`` (real fps and frame indices, so the temporal position ids
-   match the sampling), ``do_resize=False`` (the frames already have their
-   final size, and the processor's own resize to the same size is the identity);
+   own; the chat template adds its default system turn), ``do_resize=False``
+   (the frames already have their final size, and the processor's own resize to
+   the same size is the identity), and, as VLMEvalKit calls it, no fps or
+   video metadata: the temporal position ids then assume the processor's
+   default frame rate (24 fps in transformers 5, ``second_per_grid_ts``
+   2/24), whatever the sampling. ``video_timing="real"`` passes
+   ``video_metadata`` instead (the real fps and frame indices, so the position
+   ids match the sampling; a departure from VLMEvalKit's answers);
 5. generation: VLMEvalKit's ``top_k=1`` sampling, which is argmax decoding, run as
    greedy search (same tokens, no RNG), ``repetition_penalty=1.0``,
-   ``max_new_tokens=2048``; decoded with ``skip_special_tokens=True``, not stripped.
+   ``max_new_tokens=2048``; decoded with ``skip_special_tokens=True`` and
+   ``clean_up_tokenization_spaces=False`` (VLMEvalKit's call), not stripped.
 
 bf16 on GPU with flash-attention 2 when the ``flash_attn`` package is
 installed, else SDPA; float32 on CPU. Batches are left-padded, so a batch
@@ -39,6 +44,8 @@ logger = logging.getLogger(__name__)
 #: VLMEvalKit ``config.py``, ``Qwen2.5-VL-*-Instruct``.
 VLMEVAL_MIN_PIXELS = 1280 * 28 * 28
 VLMEVAL_MAX_PIXELS = 16384 * 28 * 28
+#: How the processor learns the frames' timing: not at all (VLMEvalKit), or the real fps and indices.
+VIDEO_TIMINGS = ("vlmevalkit", "real")
 #: VLMEvalKit ``Qwen2VLChat.generate_inner`` (transformers path). ``top_k=1`` makes it argmax decoding.
 VLMEVAL_GENERATION = {"max_new_tokens": 2048, "top_p": 0.001, "top_k": 1, "temperature": 0.01,
                       "repetition_penalty": 1.0, "do_sample": True}
@@ -77,18 +84,23 @@ class QwenVL(VideoModel):
         max_new_tokens: generation length cap (2048, VLMEvalKit's).
         decode_backend: ``torchcodec``/``decord``/None (see :func:`nrvl.video.resolve_backend`).
         batch_size: default samples per call.
+        video_timing: ``"vlmevalkit"`` (default: the processor gets no video metadata, as in
+            VLMEvalKit) or ``"real"`` (the real fps and frame indices).
     """
 
     def __init__(self, name: str, path: str, *, device: str = "cpu", dtype: Optional[str] = None,
                  attn_implementation: Optional[str] = None, min_pixels: float = VLMEVAL_MIN_PIXELS,
                  max_pixels: float = VLMEVAL_MAX_PIXELS, total_pixels: Optional[float] = None,
                  max_new_tokens: int = VLMEVAL_GENERATION["max_new_tokens"], decode_backend: Optional[str] = None,
-                 batch_size: int = 1, **unused):
+                 batch_size: int = 1, video_timing: str = "vlmevalkit", **unused):
         import torch
         from transformers import AutoProcessor, GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
         if unused:
             logger.debug("QwenVL ignores options %s", sorted(unused))
+        if video_timing not in VIDEO_TIMINGS:
+            raise ModelConfigError(f"video_timing must be one of {', '.join(VIDEO_TIMINGS)}, got {video_timing!r}")
+        self.video_timing = video_timing
         self.name = name
         self.path = path
         self.device = torch.device(device)
@@ -174,12 +186,13 @@ class QwenVL(VideoModel):
             indices.append(idx)
             metas.append(VideoMetadata(total_num_frames=info.num_frames, fps=info.fps, frames_indices=idx,
                                        width=info.width, height=info.height))
-        clips = corrupt_clips(clips, batch)
+        # other_video's donor: another dataset video, decoded and resized like this sample's own.
+        clips = corrupt_clips(clips, batch, donor_clips=lambda donor: self._frames(donor)[0])
         texts = [self.prompt(req.question) for req in batch]
+        timing = {"video_metadata": metas} if self.video_timing == "real" else {}
         with self._tokenizer_lock:
-            inputs = self.processor(text=texts, videos=clips, video_metadata=metas, padding=True,
-                                    return_tensors="pt", do_resize=False, cap_pixels_per_frame=False,
-                                    device=str(self.device))
+            inputs = self.processor(text=texts, videos=clips, padding=True, return_tensors="pt", do_resize=False,
+                                    cap_pixels_per_frame=False, device=str(self.device), **timing)
         return QwenBatch(inputs=inputs.to(self.device), frame_indices=indices,
                          sizes=[tuple(c.shape[-2:]) for c in clips])
 
@@ -195,4 +208,7 @@ class QwenVL(VideoModel):
             out = self.model.generate(**inputs, generation_config=self.generation_config)
         new_tokens = out[:, inputs["input_ids"].shape[1]:]
         with self._tokenizer_lock:
-            return self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+            # VLMEvalKit's call (Qwen2VLChat.generate_inner_transformers): no clean-up of spaces, whatever
+            # the tokenizer's config says, so " ." and " 's" stay as generated.
+            return self.processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True,
+                                                         clean_up_tokenization_spaces=False)

@@ -148,8 +148,8 @@ def install_frame_recorder(sink) -> None:
 
     real = qwen.corrupt_clips
 
-    def recording(clips, requests):
-        out = real(clips, requests)
+    def recording(clips, requests, **kw):
+        out = real(clips, requests, **kw)
         sink(clip_digests(out, requests))
         return out
 
