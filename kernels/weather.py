@@ -660,7 +660,7 @@ def _shadow_draw(ctx: Context, frame_idx, *, strength, kernel_size):
 
 def _shadow_keep(fp, H: int, W: int, strength: float, kernel_size: int, dtype) -> torch.Tensor:
     """``1 - strength * clamp(blur(ellipse), 0, 1)`` per frame, ``[M, H, W]`` (cv2 51x51 Gaussian, reflect-101)."""
-    mask = proc.ellipse_masks(fp["center"], fp["axes"], fp["angle"], H, W, dtype=dtype)
+    mask = proc.ellipse_masks(fp["center"], proc.cv2_fill_axes(fp["axes"]), fp["angle"], H, W, dtype=dtype)
     k = proc.gaussian_kernel1d(kernel_size, 0.0, dtype=dtype, device=mask.device)  # cv2: sigma from ksize
     return proc.separable_blur(mask, k, "reflect101").clamp_(0.0, 1.0).mul_(-strength).add_(1.0)
 

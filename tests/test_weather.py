@@ -6,8 +6,10 @@ grey clips where the reference's formulas give exact expected values.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -342,6 +344,14 @@ def test_reflect_highlight_blur_is_torchvision_gaussian_15_sigma_5():
 # ============================================================================ shadow
 
 
+def test_the_procedural_frost_covers_the_same_share_of_every_frame_size():
+    # The same amount of frost whatever the resolution (Qwen's resized frames, an API model's
+    # native ones): crystal counts scale with area / sqrt(area), as their lengths with sqrt(area).
+    means = [proc.frost_textures(3, h, w).float().mean().item() / 255 for h, w in ((180, 320), (360, 640), (720, 1280))]
+    assert max(means) - min(means) < 0.02, means
+    assert 0.38 < means[1] < 0.45
+
+
 def test_shadow_is_the_blurred_ellipse_darkened_by_at_most_70_percent():
     H, W = 96, 128
     video = grey(200, t=4, h=H, w=W)
@@ -351,7 +361,7 @@ def test_shadow_is_the_blurred_ellipse_darkened_by_at_most_70_percent():
     assert ((a[:, 0] >= W // 4) & (a[:, 0] <= W // 2) & (a[:, 1] >= H // 4) & (a[:, 1] <= H // 2)).all()
     assert ((ang >= 0) & (ang <= 180)).all()
     # Independent reference: dense 51x51 Gaussian (cv2 sigma 8, reflect-101 borders).
-    mask = proc.ellipse_masks(c, a, ang, H, W, dtype=torch.float64)
+    mask = proc.ellipse_masks(c, proc.cv2_fill_axes(a), ang, H, W, dtype=torch.float64)
     k = proc.gaussian_kernel1d(51, 8.0, dtype=torch.float64)
     padded = F.pad(mask[:, None], (25, 25, 25, 25), mode="reflect")
     soft = F.conv2d(padded, (k[:, None] * k[None, :])[None, None])[:, 0].clamp(0, 1)
@@ -362,6 +372,20 @@ def test_shadow_is_the_blurred_ellipse_darkened_by_at_most_70_percent():
     cx, cy = c[:, 0], c[:, 1]
     centre = f[torch.arange(4), 0, cy, cx]
     assert (centre <= 62).all()  # deep inside: the full 70%
+
+
+def test_ellipse_fill_is_close_to_cv2s():
+    # Rows cv2 5.1's filled ellipse covers (tests/data/cv2_ellipse_rows.json, made by cv2.ellipse).
+    ref = json.loads((Path(__file__).parent / "data" / "cv2_ellipse_rows.json").read_text())
+    H, W = ref["height"], ref["width"]
+    for e in ref["ellipses"]:
+        want = torch.zeros(H, W)
+        for y, x0, x1 in e["rows"]:
+            want[y, x0:x1 + 1] = 1
+        c, a, ang = torch.tensor([e["center"]]), torch.tensor([e["axes"]]), torch.tensor([e["angle"]])
+        off = (proc.ellipse_masks(c, proc.cv2_fill_axes(a), ang, H, W)[0] - want).abs().sum()
+        exact = (proc.ellipse_masks(c, a, ang, H, W)[0] - want).abs().sum()  # the true ellipse misses cv2's rim
+        assert off <= 40 and off < exact / 3, (e["axes"], off, exact)
 
 
 def test_ellipse_mask_area_and_orientation():
