@@ -65,7 +65,7 @@ def build_parser(prog: str = "eval/run.py") -> argparse.ArgumentParser:
         prog=prog, description="Evaluate a video LLM on MMBench-Video with injected noise (NRVL).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True, help="dataset: MMBench_Video_8frame_nopack, "
-                   "MMBench_Video_16frame_nopack or MMBench_Video_demo")
+                   "MMBench_Video_16frame_nopack, MMBench_Video_64frame_nopack or MMBench_Video_demo")
     p.add_argument("--model", required=True, help="model: Qwen2.5-VL-3B-Instruct, Qwen2.5-VL-7B-Instruct, "
                    "tiny-qwen2.5-vl, GPT4o, openai-compatible")
     p.add_argument("--judge", default=None, help=f"judge model alias (default {DEFAULT_JUDGE}, as VLMEvalKit), "

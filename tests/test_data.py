@@ -73,6 +73,7 @@ def test_hub_snapshot_unpacks_videos_and_loads(hub, mp4_bytes):
         assert (hub / "video" / f"{name}.mp4").read_bytes() == data
     ds = load_dataset("MMBench_Video_8frame_nopack")
     assert ds.nframe == 8 and load_dataset("MMBench_Video_16frame_nopack").nframe == 16
+    assert load_dataset("MMBench_Video_64frame_nopack").nframe == 64
     assert [s.index for s in ds.samples()] == [7, 9, 3]  # TSV order, not sorted
     s = ds.samples()[1]
     assert (s.video, s.answer) == ("vidA", "None")  # text stays literal, never NaN
@@ -190,7 +191,8 @@ def test_bad_tsv_is_one_clear_error(tmp_path, text, match):
 
 
 def test_unknown_dataset_lists_the_valid_ones():
-    with pytest.raises(DatasetError, match="valid: MMBench_Video_8frame_nopack, MMBench_Video_16frame_nopack"):
+    with pytest.raises(DatasetError, match="valid: MMBench_Video_8frame_nopack, MMBench_Video_16frame_nopack, "
+                                           "MMBench_Video_64frame_nopack"):
         load_dataset("MMBench_Video_64frame_pack")
     assert "MMBench_Video_demo" in list_datasets()
 

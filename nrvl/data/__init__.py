@@ -9,6 +9,7 @@ name                                      nframe  source
 ========================================  ======  =============================================
 ``MMBench_Video_8frame_nopack``           8       ``opencompass/MMBench-Video`` (HF hub cache)
 ``MMBench_Video_16frame_nopack``          16      same
+``MMBench_Video_64frame_nopack``          64      same
 ``MMBench_Video_demo``                    8       12 questions on 6 clips generated locally
 ========================================  ======  =============================================
 
@@ -68,6 +69,8 @@ DATASETS: dict[str, DatasetSpec] = {
                     "MMBench-Video (1,998 questions, 609 videos), 8 frames, one query per question"),
         DatasetSpec("MMBench_Video_16frame_nopack", "mmbench", 16,
                     "MMBench-Video (1,998 questions, 609 videos), 16 frames, one query per question"),
+        DatasetSpec("MMBench_Video_64frame_nopack", "mmbench", 64,
+                    "MMBench-Video (1,998 questions, 609 videos), 64 frames, one query per question"),
         DatasetSpec("MMBench_Video_demo", "demo", 8,
                     "12 questions on 6 generated clips, MMBench-Video layout; made on first use"),
     )
