@@ -49,3 +49,30 @@ def budget():
     saved = _memory.work_memory()
     yield _memory.set_work_memory
     _memory.set_work_memory(*saved)
+
+
+@pytest.fixture(scope="module")
+def demo_root(cache_dir):
+    """The demo dataset's folder, built once into the shared cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NRVL_CACHE", str(cache_dir))
+    try:
+        from nrvl.data import prepare_dataset
+
+        return prepare_dataset("MMBench_Video_demo")
+    finally:
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def tiny(cache_dir, demo_root):
+    """The tiny offline Qwen2.5-VL (random weights), built once into the shared cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NRVL_CACHE", str(cache_dir))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    try:
+        from nrvl.models import build_model
+
+        return build_model("tiny-qwen2.5-vl")
+    finally:
+        mp.undo()

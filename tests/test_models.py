@@ -20,29 +20,6 @@ def _env(eval_env):
     """Offline evaluation set-up (tests/conftest.py)."""
 
 
-@pytest.fixture(scope="module")
-def demo_root(cache_dir):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("NRVL_CACHE", str(cache_dir))
-    try:
-        from nrvl.data import prepare_dataset
-
-        return prepare_dataset("MMBench_Video_demo")
-    finally:
-        mp.undo()
-
-
-@pytest.fixture(scope="module")
-def tiny(cache_dir, demo_root):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("NRVL_CACHE", str(cache_dir))
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    try:
-        return build_model("tiny-qwen2.5-vl")
-    finally:
-        mp.undo()
-
-
 # ----------------------------------------------------------------------------- registry
 
 def test_listing_and_lookup_import_no_model_code():
