@@ -77,6 +77,7 @@ def noise_section(rows):
              "Median ms per clip. NRVL-0 = the original's noise code on this kind of 2-core CPU "
              "(`shared/reference/nrvl0-speed.md`). `default` = what a user gets (`NRVL_COMPILE=auto`: "
              "fused compiled kernels for pointwise noises at this size, eager torch otherwise); "
+             "`default-reuse` = the same with `reuse_cpu_memory()` on, as the `nrvl` command runs (`make bench-reuse`); "
              "`eager` = the torch reference.", "",
              head, "|" + "---|" * (len(cols) + 4)]
     for n in noises:
