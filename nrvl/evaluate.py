@@ -233,26 +233,30 @@ def _requests(samples, args, nframe: int, dataset_samples=None):
     from nrvl.kernels import derive_seed
     from nrvl.models import ModelRequest
 
+    videos = None
+    if args.noise_name == "other_video":
+        if dataset_samples is None:
+            raise EvalError("other_video needs the dataset's videos to draw donors from")
+        videos = sorted({(s.video, s.video_path) for s in dataset_samples})  # once, not per sample
     out = []
     for s in samples:
         seed = derive_seed(args.seed, s.video, s.index, args.noise_name, args.ratio)
-        donor = _donor_video(s, seed, dataset_samples) if args.noise_name == "other_video" else None
+        donor = _donor_video(s, seed, videos) if videos is not None else None
         out.append(ModelRequest(index=s.index, question=s.question, video_path=s.video_path, video=s.video,
                                 nframe=nframe, noise=args.noise_name, ratio=args.ratio, seed=seed,
                                 donor_path=donor[1] if donor else None, donor_video=donor[0] if donor else ""))
     return out
 
 
-def _donor_video(sample, seed: int, dataset_samples) -> tuple:
-    """``(video id, path)`` of ``sample``'s other_video donor: one of the dataset's other videos,
-    picked by the sample's seed (so independent of rank, batch and order), never its own."""
-    if dataset_samples is None:
-        raise EvalError("other_video needs the dataset's videos to draw donors from")
-    videos = sorted({(s.video, s.video_path) for s in dataset_samples if s.video != sample.video})
-    if not videos:
+def _donor_video(sample, seed: int, videos: list) -> tuple:
+    """``(video id, path)`` of ``sample``'s other_video donor: one of the dataset's other videos
+    (``videos``: every ``(id, path)``, sorted), picked by the sample's seed (so independent of
+    rank, batch and order), never its own."""
+    others = [v for v in videos if v[0] != sample.video]
+    if not others:
         raise EvalError("--noise_name other_video needs a dataset with at least two videos "
                         f"(every sample here is from {sample.video!r})")
-    return videos[seed % len(videos)]
+    return others[seed % len(others)]
 
 
 def _progress(total: int, enabled: bool, desc: str):
