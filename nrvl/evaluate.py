@@ -65,7 +65,8 @@ def build_parser(prog: str = "eval/run.py") -> argparse.ArgumentParser:
         prog=prog, description="Evaluate a video LLM on MMBench-Video with injected noise (NRVL).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True, help="dataset: MMBench_Video_8frame_nopack, "
-                   "MMBench_Video_16frame_nopack, MMBench_Video_64frame_nopack or MMBench_Video_demo")
+                   "MMBench_Video_16frame_nopack, MMBench_Video_64frame_nopack, MMBench_Video_1fps_nopack, "
+                   "MMBench_Video_demo or MMBench_Video_demo_1fps")
     p.add_argument("--model", required=True, help="model: Qwen2.5-VL-3B-Instruct, Qwen2.5-VL-7B-Instruct, "
                    "tiny-qwen2.5-vl, GPT4o, openai-compatible")
     p.add_argument("--judge", default=None, help=f"judge model alias (default {DEFAULT_JUDGE}, as VLMEvalKit), "
@@ -82,7 +83,11 @@ def build_parser(prog: str = "eval/run.py") -> argparse.ArgumentParser:
                    help="samples per model call (default: 1 for local models, --api-nproc for API models)")
     p.add_argument("--mode", choices=("all", "infer", "eval"), default="all",
                    help="infer: predictions only; eval: judge existing predictions")
-    p.add_argument("--nframe", type=int, default=None, help="override the preset's frame count")
+    p.add_argument("--nframe", type=int, default=None,
+                   help="sample this many frames instead of the preset's sampling")
+    p.add_argument("--fps", type=float, default=None,
+                   help="sample this many frames per second of video instead of the preset's sampling "
+                        "(VLMEvalKit's fps mode, as the 1fps presets); exclusive with --nframe")
     p.add_argument("--device", default=None, help="torch device (default cuda:<local rank> if available, else cpu)")
     p.add_argument("--decode-backend", dest="decode_backend", choices=("torchcodec", "decord"), default=None,
                    help="video decoder (default torchcodec, falling back to decord)")
@@ -166,6 +171,12 @@ def _check_flags(args) -> None:
                         ("--judge-nproc", args.judge_nproc), ("--judge-retry", args.judge_retry)):
         if value is not None and value < 1:
             raise EvalError(f"{flag} must be >= 1, got {value}")
+    fps = getattr(args, "fps", None)
+    if fps is not None:
+        if args.nframe is not None:
+            raise EvalError("give --nframe or --fps, not both (VLMEvalKit refuses a preset with both)")
+        if not (fps > 0 and fps < float("inf")):
+            raise EvalError(f"--fps must be a number > 0, got {fps}")
     if args.model == "openai-compatible" and not args.api_model:
         raise EvalError("--model openai-compatible needs --api-model (the model name the endpoint serves)")
 
@@ -227,9 +238,10 @@ def _quiet_libraries(verbose: bool) -> None:
 
 # ----------------------------------------------------------------------------------- inference
 
-def _requests(samples, args, nframe: int, dataset_samples=None):
-    """The model requests of ``samples``; ``dataset_samples`` (every sample of the dataset, whatever
-    this rank runs and whatever ``--limit``) is the pool ``other_video`` draws its donor videos from."""
+def _requests(samples, args, nframe: Optional[int], dataset_samples=None, fps: Optional[float] = None):
+    """The model requests of ``samples``, each sampling ``nframe`` frames or ``fps`` frames per second;
+    ``dataset_samples`` (every sample of the dataset, whatever this rank runs and whatever
+    ``--limit``) is the pool ``other_video`` draws its donor videos from."""
     from nrvl.kernels import derive_seed
     from nrvl.models import ModelRequest
 
@@ -243,7 +255,7 @@ def _requests(samples, args, nframe: int, dataset_samples=None):
         seed = derive_seed(args.seed, s.video, s.index, args.noise_name, args.ratio)
         donor = _donor_video(s, seed, videos) if videos is not None else None
         out.append(ModelRequest(index=s.index, question=s.question, video_path=s.video_path, video=s.video,
-                                nframe=nframe, noise=args.noise_name, ratio=args.ratio, seed=seed,
+                                nframe=nframe, fps=fps, noise=args.noise_name, ratio=args.ratio, seed=seed,
                                 donor_path=donor[1] if donor else None, donor_video=donor[0] if donor else ""))
     return out
 
@@ -373,17 +385,17 @@ def run(args):
     _check_noise(args.noise_name)  # imports torch (nrvl.kernels)
     _quiet_libraries(args.verbose)
     setup = _setup(args, info)
-    nframe, data_tag, judge_name = setup.nframe, setup.data_tag, setup.judge_name
+    nframe, fps, data_tag, judge_name = setup.nframe, setup.fps, setup.data_tag, setup.judge_name
     paths = run_paths(args.work_dir, _model_tag(args), data_tag, args.noise_name, args.ratio, judge_name)
 
     if args.mode != "eval":
         _run_inference(args, info, setup.device, setup.samples, nframe, data_tag, paths,
-                       donor_pool=setup.dataset.samples())
+                       donor_pool=setup.dataset.samples(), fps=fps)
     if not info.is_main:
         return paths
     table = setup.dataset.rows(args.limit)
     if args.mode != "eval":
-        _merge(args, nframe, data_tag, paths, table)
+        _merge(args, nframe, data_tag, paths, table, fps=fps)
     if judge_name:
         _judge_and_rate(paths, table, setup.judge, judge_name)
     return paths
@@ -394,20 +406,22 @@ class Setup:
     """What every run of one command shares, ready before any inference.
 
     Attributes:
-        nframe: frames per sample; ``data_tag`` the data part of file names.
+        nframe: frames per sample, or None when ``fps`` (frames per second) samples instead;
+            ``data_tag`` the data part of file names.
         judge_name: the judge (None with ``--mode infer``); ``judge`` built and
             checked on rank 0 (None on other ranks).
         device: the model's torch device.
         dataset: the loaded dataset; ``samples`` its first ``--limit`` samples.
     """
 
-    nframe: int
+    nframe: Optional[int]
     data_tag: str
     judge_name: Optional[str]
     judge: object
     device: str
     dataset: object
     samples: list
+    fps: Optional[float] = None
 
 
 def _setup(args, info) -> Setup:
@@ -415,8 +429,7 @@ def _setup(args, info) -> Setup:
     from nrvl.data import DatasetError, get_spec, load_dataset, prepare_dataset
 
     spec = get_spec(args.data)
-    nframe = args.nframe or spec.nframe
-    data_tag = args.data if nframe == spec.nframe else f"{args.data}_{nframe}frame"
+    nframe, fps, data_tag = sampling_of(spec, args.nframe, getattr(args, "fps", None))
     needs_judge = args.mode in ("all", "eval")
     judge_name = (args.judge or DEFAULT_JUDGE) if needs_judge else None
 
@@ -446,7 +459,18 @@ def _setup(args, info) -> Setup:
     except DatasetError as e:
         error = _one_line(e)
     _collective(error, info)
-    return Setup(nframe, data_tag, judge_name, judge, device, dataset, dataset.samples(args.limit))
+    return Setup(nframe, data_tag, judge_name, judge, device, dataset, dataset.samples(args.limit), fps)
+
+
+def sampling_of(spec, nframe: Optional[int] = None, fps: Optional[float] = None) -> tuple:
+    """``(nframe, fps, data_tag)`` of a run: the preset's sampling unless ``--nframe`` or ``--fps``
+    overrides it; then the data tag of file names says so (``<data>_16frame``, ``<data>_0.5fps``)."""
+    if nframe is None and fps is None:
+        return spec.nframe, spec.fps, spec.name
+    if nframe is not None:
+        return nframe, None, spec.name if nframe == spec.nframe else f"{spec.name}_{nframe}frame"
+    fps = float(fps)
+    return None, fps, spec.name if fps == spec.fps else f"{spec.name}_{fps:g}fps"
 
 
 def _build_judge(args, judge_name: str):
@@ -464,13 +488,15 @@ def _build_judge(args, judge_name: str):
     return judge
 
 
-def _fingerprint(args, nframe: int, data_tag: str) -> str:
+def _fingerprint(args, nframe: Optional[int], data_tag: str, fps: Optional[float] = None) -> str:
     from nrvl.store import run_fingerprint
 
     settings = {
         "model": args.model, "api_model": args.api_model, "data": args.data, "data_tag": data_tag, "nframe": nframe,
         "noise": args.noise_name, "ratio": args.ratio, "seed": args.seed, "max_new_tokens": args.max_new_tokens,
     }
+    if fps is not None:  # only then, so stores of nframe runs keep the fingerprint they were written with
+        settings["fps"] = fps
     if _uses_video_timing(args.model):  # answers made with another timing are not reused
         settings["video_timing"] = getattr(args, "video_timing", "vlmevalkit")
     return run_fingerprint(settings)
@@ -497,14 +523,15 @@ def _uses_video_timing(model: str) -> bool:
         return False
 
 
-def _run_inference(args, info, device, samples, nframe, data_tag, paths, donor_pool=None) -> None:
+def _run_inference(args, info, device, samples, nframe, data_tag, paths, donor_pool=None, fps=None) -> None:
     from nrvl.models import ModelConfigError
     from nrvl.store import PredictionStore, key_of
 
-    store = PredictionStore(paths.folder, paths.stem, _fingerprint(args, nframe, data_tag), rank=info.rank)
+    store = PredictionStore(paths.folder, paths.stem, _fingerprint(args, nframe, data_tag, fps), rank=info.rank)
     done = store.done_keys()
     mine = [s for s in dist.shard(samples, info.rank, info.world_size) if key_of(s.index) not in done]
-    requests = _requests(mine, args, nframe, dataset_samples=donor_pool if donor_pool is not None else samples)
+    requests = _requests(mine, args, nframe, dataset_samples=donor_pool if donor_pool is not None else samples,
+                         fps=fps)
     if info.is_main:
         stored = sum(key_of(s.index) in done for s in samples)
         print(f"[nrvl] {args.model} on {len(samples)} samples: {len(samples) - stored} to run over "
@@ -532,10 +559,10 @@ def _run_inference(args, info, device, samples, nframe, data_tag, paths, donor_p
     _collective(error, info, EXIT_FAILED)  # also the barrier before rank 0 merges
 
 
-def _merge(args, nframe, data_tag, paths, table) -> None:
+def _merge(args, nframe, data_tag, paths, table, fps=None) -> None:
     from nrvl.store import IncompletePredictionsError, PredictionStore, write_predictions
 
-    store = PredictionStore(paths.folder, paths.stem, _fingerprint(args, nframe, data_tag))
+    store = PredictionStore(paths.folder, paths.stem, _fingerprint(args, nframe, data_tag, fps))
     try:
         merged = store.merge(table)
         kill_point("merge")

@@ -4,14 +4,20 @@ Every dataset is the MMBench-Video TSV layout (``index``, ``video``,
 ``video_type``, ``question``, ``answer``, ``dimensions``, ``video_path``) plus a
 folder of ``<video>.mp4`` files. Names, as ``--data`` takes them:
 
-========================================  ======  =============================================
-name                                      nframe  source
-========================================  ======  =============================================
-``MMBench_Video_8frame_nopack``           8       ``opencompass/MMBench-Video`` (HF hub cache)
-``MMBench_Video_16frame_nopack``          16      same
-``MMBench_Video_64frame_nopack``          64      same
-``MMBench_Video_demo``                    8       12 questions on 6 clips generated locally
-========================================  ======  =============================================
+========================================  ===========  ==========================================
+name                                      frames       source
+========================================  ===========  ==========================================
+``MMBench_Video_8frame_nopack``           8            ``opencompass/MMBench-Video`` (HF hub cache)
+``MMBench_Video_16frame_nopack``          16           same
+``MMBench_Video_64frame_nopack``          64           same
+``MMBench_Video_1fps_nopack``             1 per s      same
+``MMBench_Video_demo``                    8            12 questions on 6 clips generated locally
+``MMBench_Video_demo_1fps``               1 per s      the same demo clips and questions
+========================================  ===========  ==========================================
+
+A preset samples either a fixed number of frames (``nframe``) or a rate
+(``fps``), never both, as VLMEvalKit's presets do; how each model turns that
+into frame indices is in :mod:`nrvl.video.sampling`.
 
 Loading is two steps so that under torchrun only rank 0 downloads or
 generates: :func:`prepare_dataset` (may download, unpack or generate) and
@@ -53,14 +59,20 @@ class DatasetSpec:
     Attributes:
         name: the ``--data`` value.
         module: the module (under ``nrvl.data``) with ``prepare(spec, ...)`` and ``locate(spec, ...)``.
-        nframe: frames per sample (the preset's).
+        nframe: frames per sample (the preset's), or None for an fps preset.
         description: one line.
+        fps: frames per second of video to sample, or None for an nframe preset.
     """
 
     name: str
     module: str
-    nframe: int
+    nframe: Optional[int]
     description: str
+    fps: Optional[float] = None
+
+    def __post_init__(self):
+        if (self.nframe is None) == (self.fps is None):
+            raise ValueError(f"dataset {self.name}: give exactly one of nframe and fps")
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -71,8 +83,13 @@ DATASETS: dict[str, DatasetSpec] = {
                     "MMBench-Video (1,998 questions, 609 videos), 16 frames, one query per question"),
         DatasetSpec("MMBench_Video_64frame_nopack", "mmbench", 64,
                     "MMBench-Video (1,998 questions, 609 videos), 64 frames, one query per question"),
+        DatasetSpec("MMBench_Video_1fps_nopack", "mmbench", None,
+                    "MMBench-Video (1,998 questions, 609 videos), 1 frame per second, one query per question",
+                    fps=1.0),
         DatasetSpec("MMBench_Video_demo", "demo", 8,
                     "12 questions on 6 generated clips, MMBench-Video layout; made on first use"),
+        DatasetSpec("MMBench_Video_demo_1fps", "demo", None,
+                    "the demo's 12 questions at 1 frame per second", fps=1.0),
     )
 }
 
@@ -119,17 +136,19 @@ class VideoDataset:
 
     Attributes:
         name: the ``--data`` name.
-        nframe: frames per sample.
+        nframe: frames per sample (None for an fps preset).
+        fps: frames per second sampled (None for an nframe preset).
         table: the TSV as a pandas DataFrame, text kept literally, ``index`` int64.
         video_root: the folder holding ``<video>.mp4``.
         tsv_path: the TSV file it was read from.
     """
 
     name: str
-    nframe: int
+    nframe: Optional[int]
     table: Any
     video_root: Path
     tsv_path: Path
+    fps: Optional[float] = None
     _samples: Optional[list] = field(default=None, repr=False)
 
     def video_file(self, row) -> Path:
@@ -245,4 +264,4 @@ def load_dataset(name: str, **kwargs) -> VideoDataset:
     tsv_path, video_root = _module(spec).locate(spec, **kwargs)
     table = read_tsv(tsv_path)
     return VideoDataset(name=spec.name, nframe=spec.nframe, table=table, video_root=Path(video_root),
-                        tsv_path=Path(tsv_path))
+                        tsv_path=Path(tsv_path), fps=spec.fps)

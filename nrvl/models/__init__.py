@@ -38,7 +38,11 @@ class ModelRequest:
         question: the question text.
         video_path: the mp4 file.
         video: the video id.
-        nframe: frames the dataset preset asks for (8 or 16).
+        nframe: frames the dataset preset asks for (8, 16 or 64); None when ``fps`` is set,
+            8 when neither is given.
+        fps: frames per second of video the preset asks for (``MMBench_Video_1fps_*``: 1.0),
+            or None for a fixed frame count; each adapter applies its reference's rule
+            (:mod:`nrvl.video.sampling`).
         noise: the noise name, or None for a clean run.
         ratio: the noise ratio in [0, 1], or None.
         seed: the sample's noise seed, ``derive_seed(seed, video, index, noise, ratio)``.
@@ -51,12 +55,20 @@ class ModelRequest:
     question: str
     video_path: str
     video: str = ""
-    nframe: int = 8
+    nframe: Optional[int] = None
     noise: Optional[str] = None
     ratio: Optional[float] = None
     seed: int = 0
     donor_path: Optional[str] = None
     donor_video: str = ""
+    fps: Optional[float] = None
+
+    def __post_init__(self):
+        if self.nframe is not None and self.fps is not None:
+            raise ValueError(f"sample {self.index!r}: give nframe or fps, not both "
+                             f"(got nframe={self.nframe!r}, fps={self.fps!r})")
+        if self.nframe is None and self.fps is None:
+            object.__setattr__(self, "nframe", 8)  # the default preset's count
 
 
 class VideoModel(ABC):
@@ -82,8 +94,8 @@ class VideoModel(ABC):
     def load_clip(self, request: ModelRequest) -> Any:
         """Decode and resize one sample's frames, before any noise (what a sweep decodes once).
 
-        The result must depend only on ``request.video_path``, ``request.nframe`` and
-        the adapter's settings, so one result serves every question of a video and
+        The result must depend only on ``request.video_path``, ``request.nframe``,
+        ``request.fps`` and the adapter's settings, so one result serves every question of a video and
         every (noise, ratio); :meth:`prepare_clips` must not modify it. The default
         returns None: the adapter has no such split and :meth:`prepare_clips`
         decodes again. May run in a worker thread.
@@ -93,10 +105,14 @@ class VideoModel(ABC):
         """
         return None
 
-    def prepare_clips(self, batch: Sequence[ModelRequest], clips: Sequence[Any]) -> Any:
+    def prepare_clips(self, batch: Sequence[ModelRequest], clips: Sequence[Any], donors=None) -> Any:
         """:meth:`prepare` from clips :meth:`load_clip` returned (noise, processor); same result.
 
-        The default ignores ``clips`` and calls :meth:`prepare`.
+        ``donors``, when given, is ``donors(donor_request(request)) -> load_clip result``: where
+        ``other_video`` requests get their donor's clean clip (a sweep passes its clip cache,
+        so a donor video is decoded once); by default the adapter decodes it.
+
+        The default ignores ``clips`` and ``donors`` and calls :meth:`prepare`.
         """
         return self.prepare(batch)
 
@@ -221,7 +237,7 @@ def corrupt_clips(clips: Sequence[Any], requests: Sequence[ModelRequest], donor_
     out = list(clips)
     groups: dict = {}
     for i, (clip, req) in enumerate(zip(clips, requests)):
-        if req.noise is None or req.ratio is None:
+        if req.noise is None or req.ratio is None or len(clip) == 0:  # no frame: nothing to corrupt
             continue
         if req.noise == "other_video":  # one call per clip, with its own donor: never a batch-mate
             groups[("other_video", i)] = [i]

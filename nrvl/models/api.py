@@ -2,8 +2,9 @@
 
 Per sample (``reference/mmbench-video.md`` 1.4, 1.5a, 6; ``nrvl-noises.md`` 1.4):
 
-1. frames ``int(i * N / (n + 1))`` for ``i = 1..n`` (float64 step), decoded at
-   native resolution;
+1. frames ``int(i * N / (n + 1))`` for ``i = 1..n`` (float64 step), or for an
+   fps preset ``int(i * video_fps / fps)`` for ``i = 0..int(N / video_fps * fps) - 1``
+   with decord's header frame rate, decoded at native resolution;
 2. each frame goes through a JPEG quality-75 round trip (PIL defaults), because
    VLMEvalKit saves the frames as JPEG files and the original NRVL adapter read
    those files back before applying the noise;
@@ -53,6 +54,8 @@ def jpeg_roundtrip(frames):
     import torch
     from PIL import Image
 
+    if len(frames) == 0:  # an fps preset on a clip shorter than 1 / fps seconds: VLMEvalKit sends no frame
+        return frames.cpu().clone()
     out = []
     for f in frames.cpu():
         buf = io.BytesIO()
@@ -145,10 +148,13 @@ class OpenAIVideoModel(VideoModel):
     # -- preprocessing ----------------------------------------------------------------------
     def frames(self, req: ModelRequest):
         """The sample's frames as the model gets them before encoding: uint8 ``[n, 3, H, W]`` (CPU)."""
-        from nrvl.video import decode_frames, vlmeval_frame_indices
+        from nrvl.video import decode_frames, vlmeval_sample
 
-        clip = decode_frames(req.video_path, lambda info: vlmeval_frame_indices(info.num_frames, req.nframe),
-                             device="cpu", backend=self.decode_backend)
+        # fps presets: VLMEvalKit reads decord's get_avg_fps(), the header rate, whatever decodes here.
+        clip = decode_frames(
+            req.video_path,
+            lambda info: vlmeval_sample(info.num_frames, info.header_fps, nframe=req.nframe, fps=req.fps),
+            device="cpu", backend=self.decode_backend)
         return jpeg_roundtrip(clip)
 
     def prepare(self, batch: Sequence[ModelRequest]) -> list[list[dict]]:
@@ -160,11 +166,12 @@ class OpenAIVideoModel(VideoModel):
         """The clean frames, JPEG round trip included: uint8 ``[n, 3, H, W]`` (CPU)."""
         return self.frames(request)
 
-    def prepare_clips(self, batch: Sequence[ModelRequest], clips: Sequence) -> list[list[dict]]:
-        """The chat messages from :meth:`load_clip` results (left unmodified): noise, encode."""
+    def prepare_clips(self, batch: Sequence[ModelRequest], clips: Sequence, donors=None) -> list[list[dict]]:
+        """The chat messages from :meth:`load_clip` results (left unmodified): noise, encode;
+        ``donors`` as :meth:`nrvl.models.VideoModel.prepare_clips`."""
         batch = list(batch)
         # other_video's donor: another dataset video, through the same decode and JPEG round trip.
-        clips = corrupt_clips(list(clips), batch, donor_clips=self.frames)
+        clips = corrupt_clips(list(clips), batch, donor_clips=donors if donors is not None else self.frames)
         messages = []
         for req, clip in zip(batch, clips):
             b64 = [encode_frame(f, self.img_size) for f in clip]

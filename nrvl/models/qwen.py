@@ -3,8 +3,9 @@
 Per sample (``reference/mmbench-video.md`` 1.5b and 5):
 
 1. frames: ``nframes`` = the preset's (8), or ``frame_count // 2 * 2`` for a
-   shorter video, made even, at ``torch.linspace(0, N - 1, n).round()``
-   (qwen-vl-utils), decoded by :func:`nrvl.video.decode_frames` on the model's
+   shorter video, made even; for an fps preset (``MMBench_Video_1fps_*``)
+   qwen-vl-utils' fps rule (``N / video_fps * fps`` clamped to ``[4, min(768, N)]``,
+   floored to even); at ``torch.linspace(0, N - 1, n).round()`` (qwen-vl-utils), decoded by :func:`nrvl.video.decode_frames` on the model's
    device (NVDEC with torchcodec on a GPU);
 2. resize: qwen-vl-utils' ``smart_resize`` window with VLMEvalKit's pixel
    limits (``min_pixels=1280*28*28``, ``max_pixels=16384*28*28``: 16:9 becomes
@@ -145,14 +146,17 @@ class QwenVL(VideoModel):
         """Decode and resize one sample's frames: uint8 ``[n, 3, h, w]`` on the model's device."""
         import torch
 
-        from nrvl.video import decode_frames, qwen_frame_indices, qwen_nframes, qwen_resize, vlmeval_qwen_nframes
+        from nrvl.video import VideoDecodeError, decode_frames, qwen_resize, qwen_sample
 
         seen = {}
 
         def pick(info):
-            n = qwen_nframes(info.num_frames, nframes=vlmeval_qwen_nframes(info.num_frames, req.nframe))
-            seen["info"], seen["idx"] = info, qwen_frame_indices(info.num_frames, n)
-            return seen["idx"]
+            try:
+                idx = qwen_sample(info.num_frames, info.fps, nframe=req.nframe, fps=req.fps)
+            except ValueError as e:  # qwen-vl-utils refuses the count (a 1-frame video)
+                raise VideoDecodeError(f"{req.video_path}: {e}") from None
+            seen["info"], seen["idx"] = info, idx
+            return idx
 
         frames = decode_frames(req.video_path, pick, device=self.device, backend=self.decode_backend)
         resized = qwen_resize(frames, min_pixels=self.min_pixels, max_pixels=self.max_pixels,
@@ -175,8 +179,9 @@ class QwenVL(VideoModel):
         """The decoded, resized, clean frames: ``(uint8 [n, 3, h, w] on the model's device, VideoInfo, indices)``."""
         return self._frames(request)
 
-    def prepare_clips(self, batch: Sequence[ModelRequest], loaded: Sequence) -> QwenBatch:
-        """Corrupt and run the processor on :meth:`load_clip` results (which are left unmodified)."""
+    def prepare_clips(self, batch: Sequence[ModelRequest], loaded: Sequence, donors=None) -> QwenBatch:
+        """Corrupt and run the processor on :meth:`load_clip` results (which are left unmodified);
+        ``donors`` as :meth:`nrvl.models.VideoModel.prepare_clips`."""
         from transformers.video_utils import VideoMetadata
 
         batch = list(batch)
@@ -187,7 +192,8 @@ class QwenVL(VideoModel):
             metas.append(VideoMetadata(total_num_frames=info.num_frames, fps=info.fps, frames_indices=idx,
                                        width=info.width, height=info.height))
         # other_video's donor: another dataset video, decoded and resized like this sample's own.
-        clips = corrupt_clips(clips, batch, donor_clips=lambda donor: self._frames(donor)[0])
+        load = donors if donors is not None else self._frames
+        clips = corrupt_clips(clips, batch, donor_clips=lambda donor: load(donor)[0])
         texts = [self.prompt(req.question) for req in batch]
         timing = {"video_metadata": metas} if self.video_timing == "real" else {}
         with self._tokenizer_lock:

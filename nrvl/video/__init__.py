@@ -17,9 +17,11 @@ from .resize import (
 from .sampling import (
     qwen_frame_indices,
     qwen_nframes,
+    qwen_sample,
     vlmeval_fps_indices,
     vlmeval_frame_indices,
     vlmeval_qwen_nframes,
+    vlmeval_sample,
 )
 from .synth import make_clip
 
@@ -35,6 +37,7 @@ __all__ = [
     "qwen_frame_indices",
     "qwen_nframes",
     "qwen_resize",
+    "qwen_sample",
     "qwen_video_max_pixels",
     "qwen_video_size",
     "resolve_backend",
@@ -42,5 +45,6 @@ __all__ = [
     "vlmeval_fps_indices",
     "vlmeval_frame_indices",
     "vlmeval_qwen_nframes",
+    "vlmeval_sample",
     "write_video",
 ]

@@ -62,10 +62,16 @@ class VideoInfo:
 
     Attributes:
         num_frames: frames in the stream (decodable packets; not the header's guess).
-        fps: average frame rate, frames per second.
+        fps: average frame rate, frames per second, as the backend reports it:
+            torchcodec's ``average_fps`` (frames over duration from its scan of the
+            file), decord's ``get_avg_fps()`` (the stream header's ``avg_frame_rate``).
+            qwen-vl-utils reads the same value from the same backend.
         width: frame width in pixels.
         height: frame height in pixels.
         duration: stream duration in seconds.
+        header_fps: the stream header's ``avg_frame_rate`` (what decord's
+            ``get_avg_fps()`` returns, so what VLMEvalKit's fps sampling uses,
+            whichever backend decodes here); ``fps`` when the header has none.
     """
 
     num_frames: int
@@ -73,6 +79,11 @@ class VideoInfo:
     width: int
     height: int
     duration: float
+    header_fps: float = 0.0
+
+    def __post_init__(self):
+        if not self.header_fps:
+            object.__setattr__(self, "header_fps", float(self.fps))
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -242,7 +253,8 @@ def _torchcodec_info(decoder) -> VideoInfo:
     md = decoder.metadata
     fps = md.average_fps or 0.0
     duration = md.duration_seconds or (md.num_frames / fps if fps else 0.0)
-    return VideoInfo(int(md.num_frames), float(fps), int(md.width), int(md.height), float(duration))
+    return VideoInfo(int(md.num_frames), float(fps), int(md.width), int(md.height), float(duration),
+                     float(md.average_fps_from_header or 0.0))
 
 
 def _torchcodec_decode(path: str, decoder, idx: list[int]) -> torch.Tensor:

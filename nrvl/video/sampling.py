@@ -223,3 +223,52 @@ def qwen_frame_indices(total_frames: int, nframes: int) -> list[int]:
     N = _check_count("total_frames", total_frames, 1)
     n = _check_count("nframes", nframes, 1)
     return torch.linspace(0, N - 1, n, dtype=torch.float32).round().long().tolist()
+
+
+def _one_of(nframe, fps) -> None:
+    if (nframe is None) == (fps is None):
+        raise ValueError(f"give exactly one of nframe and fps, got nframe={nframe!r}, fps={fps!r}")
+
+
+def vlmeval_sample(num_frames: int, video_fps: float, *, nframe: int | None = None,
+                   fps: float | None = None) -> list[int]:
+    """The frames VLMEvalKit extracts for a frame-based (API) model, in either preset mode.
+
+    ``nframe`` mode: :func:`vlmeval_frame_indices`; ``fps`` mode:
+    :func:`vlmeval_fps_indices`, where ``video_fps`` must be decord's
+    ``get_avg_fps()`` (the header's ``avg_frame_rate``,
+    :attr:`nrvl.video.VideoInfo.header_fps`).
+
+    Raises:
+        ValueError: unless exactly one of ``nframe`` and ``fps`` is given.
+    """
+    _one_of(nframe, fps)
+    if nframe is not None:
+        return vlmeval_frame_indices(num_frames, nframe)
+    return vlmeval_fps_indices(num_frames, video_fps, fps)
+
+
+def qwen_sample(num_frames: int, video_fps: float, *, nframe: int | None = None,
+                fps: float | None = None) -> list[int]:
+    """The frames Qwen2.5-VL reads under VLMEvalKit's ``Qwen2VLChat``, in either preset mode.
+
+    ``nframe`` mode: the video item's ``nframes`` is :func:`vlmeval_qwen_nframes`;
+    ``fps`` mode: it carries ``fps`` (``MMBench_Video_1fps_*``: 1.0) and
+    qwen-vl-utils' rule picks the count (:func:`qwen_nframes`: ``N / video_fps * fps``
+    clamped to ``[4, min(768, N)]``, floored to even), where ``video_fps`` is the
+    reader's (:attr:`nrvl.video.VideoInfo.fps`). Then :func:`qwen_frame_indices`.
+
+    Raises:
+        ValueError: unless exactly one of ``nframe`` and ``fps`` is given, or when
+            qwen-vl-utils would refuse the count (a 1-frame video).
+
+    Example:
+        >>> qwen_sample(300, 30.0, fps=1.0)  # a 10 s clip: 10 frames
+        [0, 33, 66, 100, 133, 166, 199, 233, 266, 299]
+    """
+    _one_of(nframe, fps)
+    if nframe is not None:
+        n = qwen_nframes(num_frames, nframes=vlmeval_qwen_nframes(num_frames, nframe))
+    else:
+        n = qwen_nframes(num_frames, video_fps, fps=fps)
+    return qwen_frame_indices(num_frames, n)
