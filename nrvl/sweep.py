@@ -20,8 +20,8 @@ flags and one (noise, ratio): the same per-sample seeds
 and the other way round), the same predictions, judge cache, score and rating
 files in the same folders. A batch of questions is run through every variant
 before the next batch is decoded, so in a fresh sweep each run gets exactly a
-single run's batches (batched bf16 generation matches too); a resumed sweep
-batches the questions still missing, as a resumed single run does.
+single run's batches (batched bf16 generation matches too); in a resumed sweep
+each run batches its own missing questions, as a resumed single run does.
 
 The judge is shared (:class:`SharedJudge`): a (question, answer, prediction)
 triple that several runs produce (a noise that leaves an answer unchanged) is
@@ -34,7 +34,9 @@ failed with an empty prediction, retried by the next run), and is tried once.
 
 Besides the runs' files, rank 0 writes ``<work-dir>/<model>/<model>_<data>_sweep.json``:
 the runs, and counts for ``bench/`` (model loads per process, decodes per
-video, samples generated, judge requests and shared replies). Samples per
+video, donor videos of ``other_video`` included, samples generated, judge
+requests and shared replies) of this invocation; those of earlier invocations
+(a resumed or ``--mode eval`` sweep over the same folder) are kept under ``history``. Samples per
 second and ETA are on one progress bar over samples x variants.
 """
 from __future__ import annotations
@@ -194,7 +196,7 @@ class SweepCounts:
 
 
 class ClipCache:
-    """Clean clips by (video file, frame count), the most recent ``capacity`` kept.
+    """Clean clips by (video file, frame count or rate), the most recent ``capacity`` kept.
 
     A clip is what :meth:`~nrvl.models.VideoModel.load_clip` returns: decoded and
     resized once, then corrupted into every variant (``corrupt`` never modifies
@@ -217,7 +219,7 @@ class ClipCache:
         """
         from nrvl.video import VideoDecodeError
 
-        key = (request.video_path, request.nframe)
+        key = (request.video_path, request.nframe, request.fps)
         if key in self._clips:
             self._clips.move_to_end(key)
             value = self._clips[key]
@@ -264,21 +266,25 @@ class _Prepared:
 
 
 def _units(samples: Sequence, jobs: Sequence[_Job], batch_size: int) -> list[_Unit]:
-    """Batches of ``batch_size`` samples (those any variant still needs), each run through every variant.
+    """Each variant's batches, exactly those a single run (fresh or resumed) would make.
 
-    In a fresh sweep every variant gets exactly the batches a single run would make.
+    A variant's batches are its own missing samples, in sample order, ``batch_size``
+    at a time (:func:`nrvl.evaluate.infer`'s rule). The units are then ordered by
+    their first sample, variants in order for the same start, so a batch of
+    questions goes through every variant before the next batch is decoded; in a
+    fresh sweep every variant has the same batches.
     """
     from nrvl.store import key_of
 
-    keys = [k for k in (key_of(s.index) for s in samples) if any(k in j.todo for j in jobs)]
-    units = []
-    for i in range(0, len(keys), batch_size):
-        chunk = keys[i:i + batch_size]
-        for job in jobs:
-            reqs = [job.todo[k] for k in chunk if k in job.todo]
-            if reqs:
-                units.append(_Unit(job, reqs))
-    return units
+    position = {key_of(s.index): i for i, s in enumerate(samples)}
+    ordered = []
+    for j, job in enumerate(jobs):
+        keys = sorted((k for k in job.todo if k in position), key=position.__getitem__)
+        for i in range(0, len(keys), batch_size):
+            chunk = keys[i:i + batch_size]
+            ordered.append(((position[chunk[0]], j), _Unit(job, [job.todo[k] for k in chunk])))
+    ordered.sort(key=lambda pair: pair[0])
+    return [unit for _, unit in ordered]
 
 
 def infer_sweep(model, samples: Sequence, jobs: Sequence[_Job], *, batch_size: int, info: dist.DistInfo,
@@ -315,7 +321,7 @@ def infer_sweep(model, samples: Sequence, jobs: Sequence[_Job], *, batch_size: i
         if failures:
             return _Prepared(clips, failures)
         try:
-            return _Prepared(clips, {}, model.prepare_clips(unit.requests, clips))
+            return _Prepared(clips, {}, model.prepare_clips(unit.requests, clips, donors=cache.get))
         except VideoDecodeError as e:  # an adapter without load_clip decodes in prepare_clips
             return _Prepared(clips, {}, None, e)
 
@@ -360,7 +366,7 @@ def infer_sweep(model, samples: Sequence, jobs: Sequence[_Job], *, batch_size: i
                     continue
                 t1 = time.perf_counter()
                 try:
-                    answers = model.generate(model.prepare_clips([req], [ready.clips[i]]))
+                    answers = model.generate(model.prepare_clips([req], [ready.clips[i]], donors=cache.get))
                 except VideoDecodeError as e:
                     logger.warning("index %s: %s", req.index, " ".join(str(e).split()))
                     store_failed(unit, req)
@@ -398,13 +404,31 @@ class SharedJudge:
         self.requests = 0
         self.shared = 0
         self._replies: dict[tuple, Any] = {}
+        self._run_start = type(judge.usage)()
 
     @property
     def usage(self):
         return self.inner.usage
 
+    def begin_run(self) -> None:
+        """Start counting the next run's judge usage (what :meth:`usage_summary` reports)."""
+        from dataclasses import replace
+
+        self._run_start = replace(self.inner.usage)
+
     def usage_summary(self) -> str:
-        return self.inner.usage_summary()
+        """One line: this run's requests, tokens and estimated cost, then the sweep's so far."""
+        from nrvl.judge import TokenUsage
+
+        total, start = self.inner.usage, self._run_start
+        run = TokenUsage(total.requests - start.requests, total.prompt_tokens - start.prompt_tokens,
+                         total.completion_tokens - start.completion_tokens)
+        cost = run.cost(self.model, self.inner.prices)
+        cost_txt = f"estimated cost ${cost:.4f}" if cost is not None else \
+            f"cost unknown (no price for {self.model}; set NRVL_JUDGE_PRICES)"
+        return (f"judge {self.name} ({self.model}), this run: {run.requests} requests, {run.prompt_tokens} prompt + "
+                f"{run.completion_tokens} completion tokens, {cost_txt}; sweep so far: "
+                f"{total.requests} requests, {self.shared} answer(s) shared between runs")
 
     def preflight(self) -> None:
         self.inner.preflight()
@@ -552,13 +576,14 @@ def run_sweep(args, info: Optional[dist.DistInfo] = None) -> list[RunPaths]:
     table = setup.dataset.rows(args.limit)
     if args.mode != "eval":
         for r in runs:
-            E._merge(r.args, setup.nframe, setup.data_tag, r.paths, table)
+            E._merge(r.args, setup.nframe, setup.data_tag, r.paths, table, fps=setup.fps)
     judge = None
     if setup.judge_name:
         judge = SharedJudge(setup.judge)
         for r in runs:
             judge.seed_from_cache(r.paths.judge_cache, table)
         for r in runs:
+            judge.begin_run()
             E._judge_and_rate(r.paths, table, judge, setup.judge_name)
     path = _write_counts(args, setup, model_tag, runs, per_rank, judge)
     _print_summary(runs, per_rank, judge, path, args.work_dir)
@@ -573,11 +598,11 @@ def _inference(args, info, setup, runs: list[_Run], counts: SweepCounts) -> None
     mine = dist.shard(setup.samples, info.rank, info.world_size)
     jobs, stored = [], 0
     for r in runs:
-        store = PredictionStore(r.paths.folder, r.paths.stem, E._fingerprint(r.args, setup.nframe, setup.data_tag),
-                                rank=info.rank)
+        fingerprint = E._fingerprint(r.args, setup.nframe, setup.data_tag, setup.fps)
+        store = PredictionStore(r.paths.folder, r.paths.stem, fingerprint, rank=info.rank)
         done = store.done_keys()
         todo = [s for s in mine if key_of(s.index) not in done]
-        reqs = E._requests(todo, r.args, setup.nframe, setup.dataset.samples())
+        reqs = E._requests(todo, r.args, setup.nframe, setup.dataset.samples(), fps=setup.fps)
         jobs.append(_Job(r.variant, store, {key_of(q.index): q for q in reqs}))
         stored += sum(key_of(s.index) in done for s in setup.samples)
     n, total = len(setup.samples), len(setup.samples) * len(runs)
@@ -619,6 +644,7 @@ def _write_counts(args, setup, model_tag, runs, per_rank, judge) -> Path:
         decodes.update(c["decodes"])
     videos = {s.video for s in setup.samples}
     doc = {
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model": args.model, "data": setup.data_tag, "judge": setup.judge_name, "seed": args.seed,
         "limit": args.limit, "mode": args.mode, "world_size": len(per_rank),
         "samples": len(setup.samples), "videos": len(videos),
@@ -639,7 +665,28 @@ def _write_counts(args, setup, model_tag, runs, per_rank, judge) -> Path:
             "judge_shared": judge.shared if judge else 0,
         },
     }
-    return atomic_write_text(counts_path(args.work_dir, model_tag, setup.data_tag), json.dumps(doc, indent=2) + "\n")
+    path = counts_path(args.work_dir, model_tag, setup.data_tag)
+    doc["history"] = _earlier_counts(path)
+    return atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
+
+
+#: How many earlier invocations a counts file keeps under ``history``.
+COUNTS_HISTORY = 50
+
+
+def _earlier_counts(path: Path) -> list:
+    """The ``history`` for a new counts file: what the file at ``path`` held (its own history,
+    then its invocation without the run list), the newest ``COUNTS_HISTORY`` kept. A resumed or
+    ``--mode eval`` sweep rewrites the file with its own counts; the earlier ones stay here."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(old, dict):
+        return []
+    history = [h for h in old.get("history", []) if isinstance(h, dict)]
+    history.append({k: v for k, v in old.items() if k not in ("history", "runs")})
+    return history[-COUNTS_HISTORY:]
 
 
 def _print_summary(runs, per_rank, judge, path, work_dir) -> None:

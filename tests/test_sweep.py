@@ -202,9 +202,9 @@ def test_resume_after_a_crash_finishes_with_identical_files(swept, tmp_path, mon
     asked = []
     real_prepare, real_generate = QwenVL.prepare_clips, QwenVL.generate
 
-    def prepare_clips(self, batch, clips):
+    def prepare_clips(self, batch, clips, donors=None):
         asked.extend((r.noise, r.ratio, r.index) for r in batch)
-        return real_prepare(self, batch, clips)
+        return real_prepare(self, batch, clips, donors)
 
     calls = {"n": 0}
 
@@ -253,9 +253,9 @@ def test_a_sweep_resumes_from_a_separate_run(swept, separate, tmp_path, monkeypa
     asked = []
     real_prepare = QwenVL.prepare_clips
 
-    def prepare_clips(self, batch, clips):
+    def prepare_clips(self, batch, clips, donors=None):
         asked.extend((r.noise, r.ratio) for r in batch)
-        return real_prepare(self, batch, clips)
+        return real_prepare(self, batch, clips, donors)
 
     monkeypatch.setattr(QwenVL, "prepare_clips", prepare_clips)
     assert evaluate.main([*BASE, "--noise_name", "gaussian", "--ratio", "0.3,0.9", "--mode", "infer", "--limit", "2",
@@ -384,3 +384,70 @@ def test_torchrun_sweep_two_cpu_ranks_match_one_process(swept, tmp_path, cache_d
     counts = json.loads((tmp_path / MODEL / f"{MODEL}_MMBench_Video_demo_sweep.json").read_text())["counts"]
     assert counts["model_loads_per_process"] == [1, 1]
     assert counts["generated"] == N_SAMPLES * len(VARIANTS)
+
+
+# ------------------------------------------------------------------------------------ audit fixes
+
+def test_other_video_donors_come_from_the_clip_cache_and_are_counted(tmp_path, monkeypatch):
+    """Donor frames are the cache's clips: every real decode is in the counts, and the sweep's
+    other_video runs equal a single run's."""
+    single = tmp_path / "single"
+    assert evaluate.main([*BASE, *JUDGE, "--noise_name", "other_video", "--ratio", "0.9", "--limit", "6",
+                          "--mode", "infer", "--work-dir", str(single)]) == 0
+    seen = _counting(monkeypatch)
+    work = tmp_path / "sweep"
+    assert evaluate.main([*BASE, *JUDGE, "--noise_name", "other_video", "--ratio", "0.3,0.9", "--limit", "6",
+                          "--batch-size", "4", "--mode", "infer", "--work-dir", str(work)]) == 0
+    counts = json.loads((work / MODEL / f"{MODEL}_MMBench_Video_demo_sweep.json").read_text())["counts"]
+    assert counts["decodes_per_video"] == dict(sorted(seen["decodes"].items()))
+    # the 6 questions are on 3 videos; their donors add videos that no question of the limit is on
+    assert set(seen["decodes"]) > {"demo_0", "demo_1", "demo_2"}
+    # decoding each donor per sample and ratio took 3 + 6 x 2 = 15 decodes; the cache shares them
+    assert sum(seen["decodes"].values()) < 15
+    ours = read_predictions(work / MODEL / "other_video" / f"{stem('other_video', 0.9)}.tsv")
+    ref = read_predictions(single / MODEL / "other_video" / f"{stem('other_video', 0.9)}.tsv")
+    assert list(ours["prediction"]) == list(ref["prediction"])
+
+
+def test_a_resumed_sweep_batches_each_run_as_a_resumed_single_run(tmp_path, monkeypatch):
+    assert evaluate.main([*BASE, "--noise_name", "gaussian", "--ratio", "0.3", "--limit", "1", "--mode", "infer",
+                          "--work-dir", str(tmp_path)]) == 0
+    batches = []
+    real_prepare = QwenVL.prepare_clips
+
+    def prepare_clips(self, batch, clips, donors=None):
+        batches.append(((batch[0].noise, batch[0].ratio), [r.index for r in batch]))
+        return real_prepare(self, batch, clips, donors)
+
+    monkeypatch.setattr(QwenVL, "prepare_clips", prepare_clips)
+    assert evaluate.main([*BASE, "--noise_name", "gaussian", "--ratio", "0.3,0.9", "--limit", "6", "--batch-size",
+                          "2", "--mode", "infer", "--work-dir", str(tmp_path)]) == 0
+    by_run = {}
+    for run, idx in batches:
+        by_run.setdefault(run, []).append(idx)
+    assert by_run[("gaussian", 0.3)] == [[1, 2], [3, 4], [5]]  # what the resumed single run would batch
+    assert by_run[("gaussian", 0.9)] == by_run[(None, None)] == [[0, 1], [2, 3], [4, 5]]
+
+
+def test_counts_of_earlier_invocations_are_kept(tmp_path):
+    args = [*BASE, *JUDGE, "--noise_name", "gaussian", "--ratio", "0.3,0.9", "--limit", "2",
+            "--work-dir", str(tmp_path)]
+    assert evaluate.main([*args[:-2], "--mode", "infer", *args[-2:]]) == 0
+    assert evaluate.main([*args[:-2], "--mode", "eval", *args[-2:]]) == 0
+    doc = json.loads((tmp_path / MODEL / f"{MODEL}_MMBench_Video_demo_sweep.json").read_text())
+    assert doc["mode"] == "eval" and doc["counts"]["generated"] == 0 and doc["counts"]["judge_requests"] > 0
+    (infer,) = doc["history"]
+    assert infer["mode"] == "infer" and infer["counts"]["generated"] == 6 and infer["counts"]["model_loads"] == 1
+    assert "runs" not in infer and infer["written_at"] <= doc["written_at"]
+
+
+def test_each_run_prints_its_own_judge_usage(tmp_path, capsys):
+    args = [*BASE, *JUDGE, "--noise_name", "gaussian,frame_drop", "--ratio", "0.9", "--limit", "3",
+            "--work-dir", str(tmp_path)]
+    assert evaluate.main(args) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("judge exact_matching")]
+    assert len(lines) == 3  # origin, gaussian, frame_drop
+    per_run = [int(re.search(r"this run: (\d+) requests", x).group(1)) for x in lines]
+    so_far = [int(re.search(r"sweep so far: (\d+) requests", x).group(1)) for x in lines]
+    assert so_far == [sum(per_run[:k + 1]) for k in range(3)]
+    assert per_run[0] == 3 and sum(per_run) <= 9
