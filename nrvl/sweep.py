@@ -577,16 +577,28 @@ def run_sweep(args, info: Optional[dist.DistInfo] = None) -> list[RunPaths]:
     if args.mode != "eval":
         for r in runs:
             E._merge(r.args, setup.nframe, setup.data_tag, r.paths, table, fps=setup.fps)
-    judge = None
+    judge, unjudged = None, []
     if setup.judge_name:
         judge = SharedJudge(setup.judge)
         for r in runs:
             judge.seed_from_cache(r.paths.judge_cache, table)
         for r in runs:
             judge.begin_run()
-            E._judge_and_rate(r.paths, table, judge, setup.judge_name)
+            try:
+                E._judge_and_rate(r.paths, table, judge, setup.judge_name)
+            except EvalError as e:
+                if str(r.paths.predictions) not in str(e):  # the judge itself failed: it would fail every run
+                    raise
+                # this run's predictions are missing or unusable (--mode eval over a run never
+                # inferred): judge the others, as separate runs would, and say so at the end
+                print(f"[nrvl] {r.variant.label}: not judged: {e}", file=sys.stderr)
+                unjudged.append((r.variant.label, e))
     path = _write_counts(args, setup, model_tag, runs, per_rank, judge)
     _print_summary(runs, per_rank, judge, path, args.work_dir)
+    if unjudged:
+        label, first = unjudged[0]
+        raise EvalError(f"{len(unjudged)} of {len(runs)} run(s) not judged (the others were); "
+                        f"first, {label}: {first}", first.code)
     return [r.paths for r in runs]
 
 

@@ -451,3 +451,16 @@ def test_each_run_prints_its_own_judge_usage(tmp_path, capsys):
     so_far = [int(re.search(r"sweep so far: (\d+) requests", x).group(1)) for x in lines]
     assert so_far == [sum(per_run[:k + 1]) for k in range(3)]
     assert per_run[0] == 3 and sum(per_run) <= 9
+
+
+def test_an_eval_sweep_judges_every_run_that_has_predictions(tmp_path, capsys):
+    """--mode eval over a folder where one run was never inferred: the others are judged, then exit 1/2."""
+    common = [*BASE, *JUDGE, "--limit", "2", "--work-dir", str(tmp_path)]
+    assert evaluate.main([*common, "--noise_name", "gaussian", "--ratio", "0.9", "--mode", "infer"]) == 0
+    assert evaluate.main([*common, "--mode", "infer"]) == 0
+    rc = evaluate.main([*common, "--noise_name", "gaussian,frame_drop", "--ratio", "0.9", "--mode", "eval"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "1 of 3 run(s) not judged (the others were); first, frame_drop 0.9: no predictions" in err
+    for noise, ratio in ((None, None), ("gaussian", 0.9)):
+        assert run_files(tmp_path, noise, ratio)["rating"].is_file()
+    assert not run_files(tmp_path, "frame_drop", 0.9)["rating"].exists()
