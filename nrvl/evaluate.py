@@ -177,6 +177,11 @@ def _check_flags(args) -> None:
             raise EvalError("give --nframe or --fps, not both (VLMEvalKit refuses a preset with both)")
         if not (fps > 0 and fps < float("inf")):
             raise EvalError(f"--fps must be a number > 0, got {fps}")
+    from nrvl.data import get_spec
+
+    if get_spec(args.data).pack and not _is_api(args.model):
+        raise EvalError(f"--data {args.data} asks all of a video's questions in one query (pack mode), which "
+                        f"VLMEvalKit allows for API models only; use a preset without _pack with --model {args.model}")
     if args.model == "openai-compatible" and not args.api_model:
         raise EvalError("--model openai-compatible needs --api-model (the model name the endpoint serves)")
 
@@ -242,9 +247,11 @@ def _requests(samples, args, nframe: Optional[int], dataset_samples=None, fps: O
     """The model requests of ``samples``, each sampling ``nframe`` frames or ``fps`` frames per second;
     ``dataset_samples`` (every sample of the dataset, whatever this rank runs and whatever
     ``--limit``) is the pool ``other_video`` draws its donor videos from."""
+    from nrvl.data import get_spec
     from nrvl.kernels import derive_seed
     from nrvl.models import ModelRequest
 
+    pack = get_spec(args.data).pack  # then each sample is a pack: index and video are the video id
     videos = None
     if args.noise_name == "other_video":
         if dataset_samples is None:
@@ -255,7 +262,8 @@ def _requests(samples, args, nframe: Optional[int], dataset_samples=None, fps: O
         seed = derive_seed(args.seed, s.video, s.index, args.noise_name, args.ratio)
         donor = _donor_video(s, seed, videos) if videos is not None else None
         out.append(ModelRequest(index=s.index, question=s.question, video_path=s.video_path, video=s.video,
-                                nframe=nframe, fps=fps, noise=args.noise_name, ratio=args.ratio, seed=seed,
+                                nframe=nframe, fps=fps, pack=pack, noise=args.noise_name, ratio=args.ratio,
+                                seed=seed,
                                 donor_path=donor[1] if donor else None, donor_video=donor[0] if donor else ""))
     return out
 
@@ -434,9 +442,7 @@ def _setup(args, info) -> Setup:
     judge_name = (args.judge or DEFAULT_JUDGE) if needs_judge else None
 
     device = dist.device_for(info, args.device)
-    from nrvl.models import get_manifest
-
-    if get_manifest(args.model).class_path.startswith("nrvl.models.api"):
+    if _is_api(args.model):
         device = "cpu"  # API models: no accelerator, gloo among ranks
     dist.init(info, device)
 
@@ -459,7 +465,14 @@ def _setup(args, info) -> Setup:
     except DatasetError as e:
         error = _one_line(e)
     _collective(error, info)
-    return Setup(nframe, data_tag, judge_name, judge, device, dataset, dataset.samples(args.limit), fps)
+    return Setup(nframe, data_tag, judge_name, judge, device, dataset, dataset.queries(args.limit), fps)
+
+
+def _is_api(model: str) -> bool:
+    """Whether ``--model`` is a remote (API) model, from its manifest (no import)."""
+    from nrvl.models import get_manifest
+
+    return get_manifest(model).class_path.startswith("nrvl.models.api")
 
 
 def sampling_of(spec, nframe: Optional[int] = None, fps: Optional[float] = None) -> tuple:
@@ -562,12 +575,29 @@ def _run_inference(args, info, device, samples, nframe, data_tag, paths, donor_p
 def _merge(args, nframe, data_tag, paths, table, fps=None) -> None:
     from nrvl.store import IncompletePredictionsError, PredictionStore, write_predictions
 
+    from nrvl.data import get_spec
+
     store = PredictionStore(paths.folder, paths.stem, _fingerprint(args, nframe, data_tag, fps))
+    pack = get_spec(args.data).pack
     try:
-        merged = store.merge(table)
+        if pack:  # one stored reply per video, parsed into one prediction per question as VLMEvalKit does
+            import pandas as pd
+
+            videos = sorted({str(v) for v in table["video"]})
+            replies = store.merge(pd.DataFrame({"index": videos}))["prediction"]
+        else:
+            merged = store.merge(table)
         kill_point("merge")
     except IncompletePredictionsError as e:
         raise EvalError(_one_line(e), EXIT_FAILED) from None
+    if pack:
+        from nrvl.models.api import FAIL_MSG
+        from nrvl.pack import unpack_predictions
+
+        merged, stats = unpack_predictions(table, dict(zip(videos, replies)), FAIL_MSG)
+        print(f"[nrvl] pack answers of {len(videos)} video(s): parsed {stats['PARSE_OK']}, unparsable "
+              f"{stats['PARSE_FAIL']}, failed {stats['GEN_FAIL']}; {stats['VALIDQ']} of {len(table)} questions "
+              f"answered, {stats['INVALIDQ']} not (scored -1)", file=sys.stderr)
     write_predictions(merged, paths.predictions)
     failed = store.failed_keys()
     if failed:

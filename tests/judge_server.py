@@ -155,7 +155,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault == "empty":
             content = ""
         elif fields is None:
-            content = "Hello! How can I help you today?"  # the preflight 'hello'
+            # not a judge prompt: the preflight 'hello', or a model query when a chat rule is set
+            content = owner.chat(user or "") if owner.chat is not None else "Hello! How can I help you today?"
         else:
             content = owner.rule(fields["question"], fields["answer"], fields["prediction"])
         prompt_tokens = max(1, sum(len(str(m.get("content", "")).split()) for m in messages))
@@ -191,6 +192,8 @@ class FakeJudgeServer:
         slow_s: how long a ``"slow"`` fault waits.
         retry_after: the ``Retry-After`` header value sent with a ``"429"`` fault.
         echo_key: put the presented (wrong) key in the 401 message, as a careless server might.
+        chat: ``chat(user_text) -> reply`` for requests that are not judge prompts (a fake model);
+            by default they get a greeting.
         max_requests: chat requests served before the server answers 503 to everything.
         lifetime_s: the server shuts itself down after this many seconds.
     """
@@ -198,6 +201,7 @@ class FakeJudgeServer:
     def __init__(self, *, latency: float = 0.0, rule: Callable[[str, str, str], str] = equal_rule,
                  api_key: Optional[str] = None, models: Optional[set] = None, slow_s: float = 2.0,
                  retry_after: str = "0", echo_key: bool = False, max_requests: int = 100_000,
+                 chat: Optional[Callable[[str], str]] = None,
                  lifetime_s: float = 300.0):
         self.latency = latency
         self.rule = rule
@@ -206,6 +210,7 @@ class FakeJudgeServer:
         self.slow_s = slow_s
         self.retry_after = retry_after
         self.echo_key = echo_key
+        self.chat = chat
         self.max_requests = max_requests
         self.lifetime_s = lifetime_s
         self.hits: Counter = Counter()

@@ -11,9 +11,16 @@ name                                      frames       source
 ``MMBench_Video_16frame_nopack``          16           same
 ``MMBench_Video_64frame_nopack``          64           same
 ``MMBench_Video_1fps_nopack``             1 per s      same
+``MMBench_Video_8frame_pack``             8            same, one query per video (API models only)
+``MMBench_Video_64frame_pack``            64           same
+``MMBench_Video_1fps_pack``               1 per s      same
 ``MMBench_Video_demo``                    8            12 questions on 6 clips generated locally
 ``MMBench_Video_demo_1fps``               1 per s      the same demo clips and questions
+``MMBench_Video_demo_pack``               8            the same, one query per video
 ========================================  ===========  ==========================================
+
+``_pack`` presets send all of a video's questions in one query and parse the
+answers back (:mod:`nrvl.pack`); as in VLMEvalKit they are for API models only.
 
 A preset samples either a fixed number of frames (``nframe``) or a rate
 (``fps``), never both, as VLMEvalKit's presets do; how each model turns that
@@ -62,6 +69,7 @@ class DatasetSpec:
         nframe: frames per sample (the preset's), or None for an fps preset.
         description: one line.
         fps: frames per second of video to sample, or None for an nframe preset.
+        pack: one query per video with all its questions (:mod:`nrvl.pack`), API models only.
     """
 
     name: str
@@ -69,6 +77,7 @@ class DatasetSpec:
     nframe: Optional[int]
     description: str
     fps: Optional[float] = None
+    pack: bool = False
 
     def __post_init__(self):
         if (self.nframe is None) == (self.fps is None):
@@ -86,10 +95,19 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("MMBench_Video_1fps_nopack", "mmbench", None,
                     "MMBench-Video (1,998 questions, 609 videos), 1 frame per second, one query per question",
                     fps=1.0),
+        DatasetSpec("MMBench_Video_8frame_pack", "mmbench", 8,
+                    "MMBench-Video, 8 frames, one query per video (609 queries); API models only", pack=True),
+        DatasetSpec("MMBench_Video_64frame_pack", "mmbench", 64,
+                    "MMBench-Video, 64 frames, one query per video (609 queries); API models only", pack=True),
+        DatasetSpec("MMBench_Video_1fps_pack", "mmbench", None,
+                    "MMBench-Video, 1 frame per second, one query per video (609 queries); API models only",
+                    fps=1.0, pack=True),
         DatasetSpec("MMBench_Video_demo", "demo", 8,
                     "12 questions on 6 generated clips, MMBench-Video layout; made on first use"),
         DatasetSpec("MMBench_Video_demo_1fps", "demo", None,
                     "the demo's 12 questions at 1 frame per second", fps=1.0),
+        DatasetSpec("MMBench_Video_demo_pack", "demo", 8,
+                    "the demo's 6 clips, one query per clip with its questions; API models only", pack=True),
     )
 }
 
@@ -138,6 +156,7 @@ class VideoDataset:
         name: the ``--data`` name.
         nframe: frames per sample (None for an fps preset).
         fps: frames per second sampled (None for an nframe preset).
+        pack: one query per video (:mod:`nrvl.pack`).
         table: the TSV as a pandas DataFrame, text kept literally, ``index`` int64.
         video_root: the folder holding ``<video>.mp4``.
         tsv_path: the TSV file it was read from.
@@ -149,6 +168,7 @@ class VideoDataset:
     video_root: Path
     tsv_path: Path
     fps: Optional[float] = None
+    pack: bool = False
     _samples: Optional[list] = field(default=None, repr=False)
 
     def video_file(self, row) -> Path:
@@ -164,6 +184,15 @@ class VideoDataset:
                 for r in self.table.to_dict("records")
             ]
         return self._samples if limit is None else self._samples[:limit]
+
+    def queries(self, limit: Optional[int] = None) -> list[Sample]:
+        """What the model is asked: :meth:`samples`, or in pack mode one pack per video of them
+        (:func:`nrvl.pack.pack_samples`: index and video the video id, sorted)."""
+        if not self.pack:
+            return self.samples(limit)
+        from nrvl.pack import pack_samples
+
+        return pack_samples(self.samples(limit))
 
     def rows(self, limit: Optional[int] = None):
         """The table's first ``limit`` rows (all when None), a copy."""
@@ -264,4 +293,4 @@ def load_dataset(name: str, **kwargs) -> VideoDataset:
     tsv_path, video_root = _module(spec).locate(spec, **kwargs)
     table = read_tsv(tsv_path)
     return VideoDataset(name=spec.name, nframe=spec.nframe, table=table, video_root=Path(video_root),
-                        tsv_path=Path(tsv_path), fps=spec.fps)
+                        tsv_path=Path(tsv_path), fps=spec.fps, pack=spec.pack)

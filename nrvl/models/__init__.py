@@ -43,6 +43,8 @@ class ModelRequest:
         fps: frames per second of video the preset asks for (``MMBench_Video_1fps_*``: 1.0),
             or None for a fixed frame count; each adapter applies its reference's rule
             (:mod:`nrvl.video.sampling`).
+        pack: the request is a pack (``*_pack`` presets): ``index`` and ``video`` are the video
+            id, ``question`` the JSON of its questions (:mod:`nrvl.pack`); API models only.
         noise: the noise name, or None for a clean run.
         ratio: the noise ratio in [0, 1], or None.
         seed: the sample's noise seed, ``derive_seed(seed, video, index, noise, ratio)``.
@@ -62,6 +64,7 @@ class ModelRequest:
     donor_path: Optional[str] = None
     donor_video: str = ""
     fps: Optional[float] = None
+    pack: bool = False
 
     def __post_init__(self):
         if self.nframe is not None and self.fps is not None:

@@ -13,7 +13,8 @@ Per sample (``reference/mmbench-video.md`` 1.4, 1.5a, 6; ``nrvl-noises.md`` 1.4)
    (GPT4o: 512), JPEG quality 75, base64, sent as an ``image_url`` part with
    ``detail`` (GPT4o: ``low``);
 5. the message: the nopack frame template (md5-checked), the n images, then
-   ``Question: <q>\\nAnswer: `` -- one user turn, no system prompt;
+   ``Question: <q>\\nAnswer: `` -- one user turn, no system prompt (``*_pack``
+   presets: the pack template and all of a video's questions, :mod:`nrvl.pack`);
    ``temperature=0``, ``max_tokens=2048``; the reply is stripped.
 
 Requests for a batch run concurrently (``nproc`` threads), each retried with
@@ -77,12 +78,20 @@ def encode_frame(frame, img_size: int = -1) -> str:
     return base64.b64encode(buf.getvalue()).decode("utf-8")
 
 
-def build_content(question: str, frames_b64: Sequence[str], detail: str) -> list[dict]:
-    """The user content list: frame template, the frames, ``Question: ...\\nAnswer: ``."""
-    content = [{"type": "text", "text": FRAMES_TMPL_NOPACK.format(len(frames_b64))}]
+def build_content(question: str, frames_b64: Sequence[str], detail: str, pack: bool = False) -> list[dict]:
+    """The user content list: frame template, the frames, ``Question: ...\\nAnswer: ``.
+
+    With ``pack`` (``question`` is then :func:`nrvl.pack.pack_questions` JSON): VLMEvalKit's
+    ``SYS + FRAMES_TMPL_PACK``, the frames, ``Questions: \\n<json>\\nAnswers: \\n``.
+    """
+    from nrvl import pack as P
+
+    n = len(frames_b64)
+    head = P.SYS + P.FRAMES_TMPL_PACK.format(n) if pack else FRAMES_TMPL_NOPACK.format(n)
+    content = [{"type": "text", "text": head}]
     for b64 in frames_b64:
         content.append({"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{b64}", "detail": detail}})
-    content.append({"type": "text", "text": QUESTION_TMPL.format(question)})
+    content.append({"type": "text", "text": (P.QUESTIONS_TMPL if pack else QUESTION_TMPL).format(question)})
     return content
 
 
@@ -175,7 +184,8 @@ class OpenAIVideoModel(VideoModel):
         messages = []
         for req, clip in zip(batch, clips):
             b64 = [encode_frame(f, self.img_size) for f in clip]
-            messages.append([{"role": "user", "content": build_content(req.question, b64, self.img_detail)}])
+            messages.append([{"role": "user", "content": build_content(req.question, b64, self.img_detail,
+                                                                       pack=req.pack)}])
         return messages
 
     # -- requests ---------------------------------------------------------------------------

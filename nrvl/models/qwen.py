@@ -185,6 +185,8 @@ class QwenVL(VideoModel):
         from transformers.video_utils import VideoMetadata
 
         batch = list(batch)
+        if any(req.pack for req in batch):
+            raise ModelConfigError(f"{self.name} cannot answer pack-mode queries (VLMEvalKit: API models only)")
         clips, metas, indices = [], [], []
         for frames, info, idx in loaded:
             clips.append(frames)
