@@ -193,7 +193,7 @@ def test_bad_tsv_is_one_clear_error(tmp_path, text, match):
 def test_unknown_dataset_lists_the_valid_ones():
     with pytest.raises(DatasetError, match="valid: MMBench_Video_8frame_nopack, MMBench_Video_16frame_nopack, "
                                            "MMBench_Video_64frame_nopack"):
-        load_dataset("MMBench_Video_64frame_pack")
+        load_dataset("MMBench_Video_32frame_nopack")
     assert "MMBench_Video_demo" in list_datasets()
 
 
