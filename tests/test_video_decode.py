@@ -330,3 +330,135 @@ def test_forked_child_gets_its_own_decord_worker(files):
     assert shape == (1, 3, H, W) and child_worker_pid != parent_pid
     assert D._worker.proc.pid == parent_pid
     assert decode_frames(files["good"], [4], backend="decord").shape == (1, 3, H, W)
+
+
+# --------------------------------------------------------------------------- audit fixes
+
+def _write_pts(path, pts, tb, n=48, fps=16):
+    """An H.264 mp4 whose frames carry the given presentation times (variable frame rate)."""
+    from fractions import Fraction
+
+    import av
+
+    frames = make_clip(n, 64, 96, seed=5).permute(0, 2, 3, 1).contiguous().numpy()
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("libx264", rate=Fraction(fps))
+        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
+        s.codec_context.time_base = tb
+        for i, im in enumerate(frames):
+            f = av.VideoFrame.from_ndarray(im, format="rgb24")
+            f.pts, f.time_base = pts[i], tb
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return str(path)
+
+
+def test_header_fps_is_decords_average_rate_on_a_variable_frame_rate_file(tmp_path):
+    """VLMEvalKit's fps sampling uses decord's get_avg_fps (avg_frame_rate); torchcodec's
+    average_fps_from_header is the nominal r_frame_rate, 16 here."""
+    from fractions import Fraction
+
+    decord = pytest.importorskip("decord")
+    from nrvl.video import vlmeval_sample
+
+    pts = np.cumsum([0] + [1] * 23 + [4] * 24).tolist()  # 16 fps, then 4 fps
+    path = _write_pts(tmp_path / "vfr.mp4", pts, Fraction(1, 16))
+    vr = decord.VideoReader(path)
+    want_fps = vr.get_avg_fps()
+    want = [int(i * want_fps) for i in range(int(len(vr) / want_fps))]  # VLMEvalKit's fps=1 indices
+    assert abs(want_fps - 16.0) > 1  # a real VFR case: the nominal rate would pick other frames
+    for backend in BACKEND_NAMES:
+        info = probe(path, backend=backend)
+        assert info.header_fps == pytest.approx(want_fps, rel=1e-9), backend
+        assert vlmeval_sample(info.num_frames, info.header_fps, fps=1.0) == want, backend
+
+
+def test_relative_paths_mean_the_callers_directory_for_decord(tmp_path, monkeypatch):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    write_video(make_clip(10, 64, 64, seed=1), a / "v.mp4", fps=8)
+    write_video(make_clip(30, 96, 128, seed=2), b / "v.mp4", fps=8)
+    monkeypatch.chdir(a)
+    assert probe("v.mp4", backend="decord").num_frames == 10  # the worker starts here
+    monkeypatch.chdir(b)
+    for backend in BACKEND_NAMES:
+        assert (probe("v.mp4", backend=backend).num_frames, decode_frames("v.mp4", [20], backend=backend).shape) \
+            == (30, (1, 3, 96, 128)), backend
+
+
+PARENT = """
+import os, signal, sys, threading, time
+sys.path.insert(0, {repo!r})
+import nrvl.video.decode as D
+threading.Thread(target=lambda: D.probe({path!r}, backend="decord", timeout=600), daemon=True).start()
+while D._worker is None:
+    time.sleep(0.01)
+time.sleep(1.0)  # the request is in: the child is stuck inside decord
+print(D._worker.proc.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # torchrun/SLURM stopping a rank: no atexit handler runs
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.split()[1] in ("Z", "X") for line in f if line.startswith("State:"))
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_stuck_decord_worker_dies_with_its_parent(files, tmp_path):
+    """decord spinning in native code (here: a stand-in decord whose reader never returns) must not
+    outlive a killed parent."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    fake = tmp_path / "fake" / "decord"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("def cpu(i):\n    return i\n\nclass VideoReader:\n"
+                                      "    def __init__(self, *a, **k):\n        while True:\n            pass\n")
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "fake")}
+    proc = subprocess.run([sys.executable, "-c", PARENT.format(repo=repo, path=files["good"])], env=env,
+                          capture_output=True, text=True, timeout=50)
+    pid = int(proc.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not _gone(pid):
+        os.kill(pid, 9)
+        pytest.fail("the decord worker outlived its killed parent")
+
+
+def test_an_edit_list_that_hides_frames_is_warned_about(tmp_path, monkeypatch):
+    """torchcodec counts the frames it shows; when the header counts more, say that decord differs."""
+    D._warned.clear()
+    path = write_video(make_clip(8, 64, 64, seed=1), tmp_path / "v.mp4", fps=8)
+    real = D._torchcodec_open
+
+    def open_with_header_count(p, device):
+        dec = real(p, device)
+
+        class MD:  # the metadata of a file trimmed without re-encoding: 2 more frames in the header
+            def __getattr__(self, k):
+                return getattr(dec.metadata, k)
+
+            num_frames_from_header = dec.metadata.num_frames + 2
+
+        class Dec:
+            metadata = MD()
+
+            def __getattr__(self, k):
+                return getattr(dec, k)
+
+        return Dec()
+
+    monkeypatch.setattr(D, "_torchcodec_open", open_with_header_count)
+    with pytest.warns(RuntimeWarning, match=r"holds 8 frames but its header says 10 .* backend='decord'"):
+        probe(path, backend="torchcodec")

@@ -6,7 +6,9 @@ Two backends:
   ``device="cuda"`` and CUDA is available, on the CPU otherwise. Opened with
   ``seek_mode="exact"``: the file's packets are scanned once at open, so the
   frame count is the number of frames the stream really holds, not the
-  header's claim, and a frame index means the same frame as in decord.
+  header's claim, and a frame index means the same frame as in decord, except
+  in a file whose edit list hides frames (one trimmed without re-encoding):
+  decord counts the header's frames there, and a warning says so.
 * ``"decord"``: what VLMEvalKit and the original NRVL decode with, kept for
   parity checks. decord can spin forever inside native code holding the GIL
   (dmlc/decord#373, #375: files that over-report their frame count, some
@@ -111,7 +113,8 @@ def _error(path: str, reason: str) -> VideoDecodeError:
 
 def _check_file(path) -> str:
     try:
-        path = os.fspath(path)
+        # absolute: the decord worker is a long-lived process with its own working directory
+        path = os.path.abspath(os.fspath(path))
     except TypeError:
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}") from None
     if not os.path.exists(path):
@@ -249,12 +252,34 @@ def _torchcodec_reason(e: Exception) -> str:
     return text.split("This should never happen")[0]
 
 
-def _torchcodec_info(decoder) -> VideoInfo:
+def _header_rate(path: str) -> float:
+    """The best video stream's ``avg_frame_rate`` (decord's ``get_avg_fps()``), read with PyAV; 0 if unknown.
+
+    torchcodec's ``average_fps_from_header`` is the nominal ``r_frame_rate``, which
+    differs on variable-frame-rate files.
+    """
+    try:
+        import av
+
+        with av.open(path) as container:
+            rate = container.streams.best("video").average_rate
+        return float(rate) if rate else 0.0
+    except Exception:  # noqa: BLE001 - PyAV missing or the file unreadable by it: fall back
+        return 0.0
+
+
+def _torchcodec_info(decoder, path: str) -> VideoInfo:
     md = decoder.metadata
     fps = md.average_fps or 0.0
     duration = md.duration_seconds or (md.num_frames / fps if fps else 0.0)
+    header = md.num_frames_from_header
+    if header and header != md.num_frames:
+        _warn_once(f"count:{path}", f"{path}: the stream holds {md.num_frames} frames but its header says {header} "
+                   "(a truncated file, or an edit list hiding frames as in a file trimmed without re-encoding); "
+                   "decord, and so VLMEvalKit, may index the header's frames, so frame indices can differ from "
+                   "VLMEvalKit's here: decode with backend='decord' (--decode-backend decord) for its exact frames")
     return VideoInfo(int(md.num_frames), float(fps), int(md.width), int(md.height), float(duration),
-                     float(md.average_fps_from_header or 0.0))
+                     _header_rate(path) or float(md.average_fps_from_header or 0.0))
 
 
 def _torchcodec_decode(path: str, decoder, idx: list[int]) -> torch.Tensor:
@@ -282,6 +307,16 @@ def _decord_worker_main() -> None:  # pragma: no cover - runs in the child proce
     """
     import json
     import sys
+
+    import ctypes
+    import os
+
+    try:  # die with the parent, even while decord spins in native code holding the GIL (Linux)
+        ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != int(os.environ.get("NRVL_DECORD_PARENT", os.getppid())):
+        return  # the parent died before the signal was armed
 
     import decord
     import numpy as np
@@ -349,9 +384,12 @@ class _DecordWorker:
             except OSError:  # no source shipped: import it (slower start, imports torch)
                 source = "from nrvl.video.decode import _decord_worker_main\n_decord_worker_main()\n"
             command = [sys.executable, "-c", source]
-        self.proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, bufsize=0,
-        )
+        env = {**os.environ, "NRVL_DECORD_PARENT": str(os.getpid())}
+        # PR_SET_PDEATHSIG fires when the thread that started the child ends, so start it from a thread
+        # that lives as long as the process, not from whichever (prefetch, pool) thread decodes first.
+        self.proc = _spawner().submit(
+            subprocess.Popen, command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, bufsize=0,
+            env=env).result()
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -414,6 +452,17 @@ class _DecordWorker:
 
 _worker: _DecordWorker | None = None
 _worker_lock = threading.Lock()
+_spawn_pool = None
+
+
+def _spawner():
+    """A one-thread pool, alive until the interpreter exits, that starts the decord child."""
+    global _spawn_pool
+    if _spawn_pool is None:
+        import concurrent.futures
+
+        _spawn_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="nrvl-decord-spawn")
+    return _spawn_pool
 _WORKER_COMMAND: list[str] | None = None  # tests replace it to simulate a hang
 
 
@@ -426,8 +475,8 @@ def _shutdown_worker() -> None:
 
 def _forget_worker_in_child() -> None:
     # A forked child (e.g. a DataLoader worker) must not talk to its parent's decord process.
-    global _worker, _worker_lock
-    _worker, _worker_lock = None, threading.Lock()
+    global _worker, _worker_lock, _spawn_pool
+    _worker, _worker_lock, _spawn_pool = None, threading.Lock(), None
 
 
 atexit.register(_shutdown_worker)
@@ -507,7 +556,7 @@ def probe(path: str | os.PathLike, backend: str | None = None, *, timeout: float
     path = _check_file(path)
     name = resolve_backend(backend)
     if name == "torchcodec":
-        return _torchcodec_info(_torchcodec_open(path, torch.device("cpu")))
+        return _torchcodec_info(_torchcodec_open(path, torch.device("cpu")), path)
     header, _ = _decord_call(path, None, _timeout(timeout))
     return _decord_info(header)
 
@@ -560,7 +609,7 @@ def decode_frames(
     if name == "torchcodec":
         decoder = _torchcodec_open(path, dev if dev.type == "cuda" else torch.device("cpu"))
         if callable(indices):
-            idx = _as_index_list(indices(_torchcodec_info(decoder)))
+            idx = _as_index_list(indices(_torchcodec_info(decoder, path)))
         _check_range(path, idx, int(decoder.metadata.num_frames))
         frames = _torchcodec_decode(path, decoder, idx)
     else:
