@@ -251,7 +251,8 @@ def _requests(samples, args, nframe: Optional[int], dataset_samples=None, fps: O
     from nrvl.kernels import derive_seed
     from nrvl.models import ModelRequest
 
-    pack = get_spec(args.data).pack  # then each sample is a pack: index and video are the video id
+    data = getattr(args, "data", None)
+    pack = bool(data) and get_spec(data).pack  # then each sample is a pack: index and video are the video id
     videos = None
     if args.noise_name == "other_video":
         if dataset_samples is None:

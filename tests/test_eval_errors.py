@@ -31,8 +31,8 @@ def run_main(argv, capsys):
 
 
 CASES = [
-    (["--data", "MMBench_Video_64frame_pack", "--model", "tiny-qwen2.5-vl"],
-     r"unknown --data 'MMBench_Video_64frame_pack'; valid: MMBench_Video_8frame_nopack, .*MMBench_Video_demo"),
+    (["--data", "MMBench_Video_32frame_nopack", "--model", "tiny-qwen2.5-vl"],
+     r"unknown --data 'MMBench_Video_32frame_nopack'; valid: MMBench_Video_8frame_nopack, .*MMBench_Video_demo"),
     (["--data", "MMBench_Video_demo", "--model", "Qwen2-VL-2B"],
      r"unknown --model 'Qwen2-VL-2B'; valid: Qwen2.5-VL-3B-Instruct, .*tiny-qwen2.5-vl"),
     ([*DEMO, "--noise_name", "gausian", "--ratio", "0.9"], r"unknown --noise_name 'gausian'; valid: .*gaussian"),
