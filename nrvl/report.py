@@ -34,10 +34,13 @@ uses the rating's numbers and gets no interval.
 Intervals. Questions about one video are not independent, so the bootstrap
 resamples videos with replacement and takes all their questions (a cluster
 bootstrap). The clean and noisy runs are paired by question ``index``: both
-means of one resample are over the same questions, so the interval is for the
-drop itself. Resample counts are drawn once per model (a fixed seed, 2000
-resamples by default) and shared by all its runs, which makes the family means'
-intervals coherent. Intervals are percentile intervals.
+means of one resample are over the same questions (under ``--metric valid``,
+over those of them each run has a valid score for), so the interval is for the
+drop itself. Resample counts are drawn once per (model, data, judge) (a fixed
+seed, 2000 resamples by default) and shared by all its runs, which makes the
+family means' intervals coherent. Intervals are percentile intervals. A noise
+with no valid score (every judgement failed, ``--metric valid``) is left out of
+its family's means and listed under problems.
 
 Usage::
 
@@ -82,7 +85,7 @@ SCORE_COLUMNS = ("index", "video", "dimensions", "score")
 OTHER_FAMILY = "other"
 ALL_FAMILY = "all"
 _MARKER = ".nrvl-report"  # marks an output folder as ours, so a rerun may replace it
-_RATIO_RE = r"None|\d+(?:\.\d+)?|\.\d+"
+_RATIO_RE = r"None|(?:\d+(?:\.\d+)?|\.\d+)(?:e-?\d+)?"  # str(float): 0.9, 1.0, 1e-05
 _STORE_RE = re.compile(r"^(?P<stem>.+)\.rank\d+\.jsonl$")
 
 #: Pixel size (width, height) of each kind of figure; fixed so pages lay out predictably.
@@ -264,7 +267,7 @@ def _read_questions(path: Path) -> pd.DataFrame:
     if missing:
         raise ReportError(f"score table {path} lacks column(s) {missing}; needs {list(SCORE_COLUMNS)}")
     score = pd.to_numeric(table["score"], errors="coerce")
-    bad = score.isna() | (score != score.round())
+    bad = score.isna() | ~np.isfinite(score) | (score.abs() > 2 ** 53) | (score != score.round())
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise ReportError(f"score table {path}: score {table['score'].iloc[row]!r} (row {row + 1}) "
@@ -420,6 +423,8 @@ def discover(work_dir, *, metric: str = "all", exclude=None) -> Collection:
             continue
         m = re.search(rf"_([^/]+?)_({_RATIO_RE})$", stem)
         noise, ratio = (m[1], m[2]) if m else ("", "")
+        if stem.endswith("_None_None"):  # the clean run: its name ends in the noise and ratio None
+            noise, ratio = CLEAN_DIR, ""
         if m and noise not in known and noise != CLEAN:
             noise = next((n for n in sorted(known, key=len, reverse=True) if stem.endswith(f"_{n}_{ratio}")),
                          noise)
@@ -526,9 +531,11 @@ def paired_bootstrap(clean, noisy, clusters, *, n_boot: int = 2000, seed: int = 
     noisy = np.asarray(noisy, dtype=np.float64)
     if clean.shape != noisy.shape or clean.ndim != 1:
         raise ValueError(f"clean and noisy must be 1-D of one length, got {clean.shape} and {noisy.shape}")
-    codes, uniques = pd.factorize(pd.Series(np.asarray(clusters)), sort=True)
+    codes, uniques = pd.factorize(pd.Series(np.asarray(clusters, dtype=object)), sort=True)
     if len(codes) != len(clean):
         raise ValueError(f"clusters must have one label per question ({len(clean)}), got {len(codes)}")
+    if (codes < 0).any():
+        raise ValueError(f"clusters must all be labelled; question {int(np.flatnonzero(codes < 0)[0])} has none")
     member = np.ones((len(clean), 1), dtype=bool)
     cs, cc = _cluster_sums(clean, member, codes, len(uniques))
     ns, nc = _cluster_sums(noisy, member, codes, len(uniques))
@@ -657,6 +664,10 @@ def build_report(collection: Collection, *, metric: str = "all", n_boot: int = 2
             run = runs[key]
             _check_rating(run, metric, labels[setup], problems)
             means = _run_means(run, metric)
+            if _isnan(means["Overall"]):
+                problems.append(Problem(labels[setup], key.noise, key.ratio, "no valid score",
+                                        f"no question has a judge score >= 0 (metric {metric}): left out of "
+                                        f"its family's means"))
             row = {"model": labels[setup], "data": key.data, "judge": key.judge, "noise": key.noise,
                    "family": fam.get(key.noise, OTHER_FAMILY), "ratio": key.ratio, **means}
             has_scores = run.questions is not None
@@ -770,18 +781,21 @@ def _family_rows(label, clean_means, rows, keys, reps, ratios, family_order, lev
         for family, members in groups + [(ALL_FAMILY, at)]:
             if not members:
                 continue
-            frow = {"model": label, "family": family, "ratio": ratio, "noises": len(members),
-                    "noise_names": ", ".join(r["noise"] for r, _ in members)}
-            with_reps = all(k in reps for _, k in members)
+            # A noise without a value for a group (e.g. every judgement failed, --metric valid) is left
+            # out of that group's mean and interval alike; "noises" counts those in the Overall mean.
+            scored = [(r, k) for r, k in members if not _isnan(r["Overall"])]
+            frow = {"model": label, "family": family, "ratio": ratio, "noises": len(scored),
+                    "noise_names": ", ".join(r["noise"] for r, _ in scored)}
             for i, g in enumerate(GROUPS):
                 p = _prefix(g)
-                frow[g] = _nanmean([r[g] for r, _ in members])
+                have = [(r, k) for r, k in members if not _isnan(r[g])]
+                frow[g] = _nanmean([r[g] for r, _ in have])
                 frow[f"clean_{g}"] = clean_means[g] if clean_means else np.nan
-                frow[f"{p}drop"] = _nanmean([r[f"{p}drop"] for r, _ in members])
-                frow[f"{p}rel"] = _nanmean([r[f"{p}rel"] for r, _ in members])
-                if with_reps:
-                    d = np.mean([reps[k][0][:, i] for _, k in members], axis=0)
-                    q = np.mean([reps[k][1][:, i] for _, k in members], axis=0)
+                frow[f"{p}drop"] = _nanmean([r[f"{p}drop"] for r, _ in have])
+                frow[f"{p}rel"] = _nanmean([r[f"{p}rel"] for r, _ in have])
+                if have and all(k in reps for _, k in have):
+                    d = np.mean([reps[k][0][:, i] for _, k in have], axis=0)
+                    q = np.mean([reps[k][1][:, i] for _, k in have], axis=0)
                     frow[f"{p}drop_lo"], frow[f"{p}drop_hi"] = _interval(d, level)
                     frow[f"{p}rel_lo"], frow[f"{p}rel_hi"] = _interval(q, level)
                 else:
@@ -812,6 +826,10 @@ def _frame(rows, cols) -> pd.DataFrame:
 
 def _safe_div(a, b) -> float:
     return a / b if b and not math.isnan(b) and not math.isnan(a) else float("nan")
+
+
+def _isnan(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or bool(np.isnan(value))
 
 
 def _nanmean(values) -> float:
@@ -1268,6 +1286,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--no-figures", action="store_true", help="write the tables and page without figures")
+    p.add_argument("-v", "--verbose", action="store_true", help="print the traceback of an unexpected error")
     return p
 
 
@@ -1286,6 +1305,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return e.code if isinstance(e.code, int) else 2
     if args.n_boot < 1:
         print(f"nrvl report: error: --n-boot must be >= 1, got {args.n_boot}", file=sys.stderr)
+        return 2
+    if args.seed < 0:
+        print(f"nrvl report: error: --seed must be >= 0, got {args.seed}", file=sys.stderr)
         return 2
     out = args.out if args.out is not None else args.work_dir / "report"
     try:

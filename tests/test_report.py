@@ -444,3 +444,58 @@ def test_python_dash_m_runs_the_command(tmp_path):
     r = subprocess.run([sys.executable, "-m", "nrvl.report", str(tmp_path / "nowhere")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "does not exist" in r.stderr
+
+
+# --------------------------------------------------------------------------- audit fixes
+
+def test_bad_seed_and_verbose_flag(work, capsys):
+    code, err = run_report([work, "--seed", "-1", "--no-figures"], capsys)
+    assert code == 2 and "--seed must be >= 0, got -1" in err
+    assert rep._parser().parse_args([str(work), "-v"]).verbose  # the hint "--verbose for the traceback" works
+
+
+def test_a_noise_with_no_valid_score_is_left_out_of_its_family_and_listed(tmp_path):
+    _write_run(tmp_path, "m", "None", "None", [[3, 3, 3]] * 4)
+    _write_run(tmp_path, "m", "gaussian", "0.3", [[2, 2, 2]] * 4)
+    _write_run(tmp_path, "m", "impulse", "0.3", [[-1, -1, -1]] * 4)  # every judgement failed
+    assert rep.main([str(tmp_path), "--metric", "valid", "--no-figures"]) == 0
+    fam = _row(_tsv(tmp_path / "report" / "families.tsv"), family="quality", ratio="0.3")
+    assert (fam["noises"], fam["noise_names"], fam["Overall"], fam["drop"]) == (1, "gaussian", 2.0, 1.0)
+    assert fam["drop_lo"] == fam["drop_hi"] == 1.0  # the interval is gaussian's, not blank
+    p = _problems(tmp_path / "report")
+    assert ((p["noise"] == "impulse") & (p["kind"] == "no valid score")).sum() == 1
+
+
+def test_an_unfinished_clean_run_is_listed_as_origin(tmp_path):
+    _write_run(tmp_path, "m", "gaussian", "0.3", [[2, 2, 2]] * 2)
+    store = tmp_path / "m2" / "origin" / f"m2_{DATA}_None_None.rank0.jsonl"
+    store.parent.mkdir(parents=True)
+    store.write_text('{"index": 1}\n')
+    assert rep.main([str(tmp_path), "--no-figures"]) == 0
+    p = _problems(tmp_path / "report")
+    row = p[p["kind"] == "unfinished"].iloc[0]
+    assert (row["model"], row["noise"], row["ratio"]) == ("m2", "origin", "")
+
+
+@pytest.mark.parametrize("labels", [[None, "a", "b", "b"], [np.nan, 1, 2, 2]])
+def test_paired_bootstrap_refuses_unlabelled_questions(labels):
+    with pytest.raises(ValueError, match="question 0 has none"):
+        rep.paired_bootstrap([3, 3, 3, 3], [0, 0, 0, 3], labels, n_boot=10)
+
+
+@pytest.mark.parametrize("bad", ["inf", "1e300", "-1e19"])
+def test_non_finite_or_huge_scores_are_one_line_errors(tmp_path, capsys, bad):
+    _write_run(tmp_path, "m", "None", "None", [[3, 3, 3]])
+    path = _write_run(tmp_path, "m", "gaussian", "0.3", [[2, 2, 2]])
+    scores = path.parent / score_filename("m", DATA, "gaussian", "0.3", JUDGE)
+    df = pd.read_csv(scores, sep="\t", dtype=str, keep_default_na=False)
+    df.loc[0, "score"] = bad
+    df.to_csv(scores, sep="\t", index=False, quoting=csv.QUOTE_ALL)
+    code, err = run_report([tmp_path, "--no-figures"], capsys)
+    assert code == 2 and f"score {bad!r} (row 1) is not an integer" in err
+
+
+def test_tiny_ratios_written_in_exponent_form_are_recognised():
+    stem = f"m_{DATA}_gaussian_1e-05_gpt-4o"
+    assert rep.parse_run_name(stem, model="m", noise="gaussian", known_noises=["gaussian"]) == \
+        ("m", DATA, "gaussian", "1e-05", "gpt-4o")
