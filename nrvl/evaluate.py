@@ -64,9 +64,10 @@ def build_parser(prog: str = "eval/run.py") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog, description="Evaluate a video LLM on MMBench-Video with injected noise (NRVL).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", required=True, help="dataset: MMBench_Video_8frame_nopack, "
-                   "MMBench_Video_16frame_nopack, MMBench_Video_64frame_nopack, MMBench_Video_1fps_nopack, "
-                   "MMBench_Video_demo or MMBench_Video_demo_1fps")
+    p.add_argument("--data", required=True, help="dataset preset: MMBench_Video_{8,16,64}frame_nopack, "
+                   "MMBench_Video_1fps_nopack, MMBench_Video_{8,64}frame_pack and MMBench_Video_1fps_pack "
+                   "(one query per video, API models only), or the generated MMBench_Video_demo, "
+                   "MMBench_Video_demo_1fps, MMBench_Video_demo_pack")
     p.add_argument("--model", required=True, help="model: Qwen2.5-VL-3B-Instruct, Qwen2.5-VL-7B-Instruct, "
                    "tiny-qwen2.5-vl, GPT4o, openai-compatible")
     p.add_argument("--judge", default=None, help=f"judge model alias (default {DEFAULT_JUDGE}, as VLMEvalKit), "
@@ -420,7 +421,8 @@ class Setup:
         judge_name: the judge (None with ``--mode infer``); ``judge`` built and
             checked on rank 0 (None on other ranks).
         device: the model's torch device.
-        dataset: the loaded dataset; ``samples`` its first ``--limit`` samples.
+        dataset: the loaded dataset; ``samples`` what the model is asked: the first ``--limit``
+            questions, or in pack mode one pack per video of them.
     """
 
     nframe: Optional[int]
