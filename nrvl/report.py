@@ -668,6 +668,10 @@ def build_report(collection: Collection, *, metric: str = "all", n_boot: int = 2
                 problems.append(Problem(labels[setup], key.noise, key.ratio, "no valid score",
                                         f"no question has a judge score >= 0 (metric {metric}): left out of "
                                         f"its family's means"))
+            elif run.questions is not None and len(run.questions) and (run.questions["score"] < 0).all():
+                problems.append(Problem(labels[setup], key.noise, key.ratio, "no valid score",
+                                        "every judgement failed (score -1): counted as 0 under coarse_all, as "
+                                        "VLMEvalKit does; rerun the judge"))
             row = {"model": labels[setup], "data": key.data, "judge": key.judge, "noise": key.noise,
                    "family": fam.get(key.noise, OTHER_FAMILY), "ratio": key.ratio, **means}
             has_scores = run.questions is not None

@@ -499,3 +499,13 @@ def test_tiny_ratios_written_in_exponent_form_are_recognised():
     stem = f"m_{DATA}_gaussian_1e-05_gpt-4o"
     assert rep.parse_run_name(stem, model="m", noise="gaussian", known_noises=["gaussian"]) == \
         ("m", DATA, "gaussian", "1e-05", "gpt-4o")
+
+
+def test_a_run_whose_judgements_all_failed_is_listed_under_coarse_all(tmp_path):
+    _write_run(tmp_path, "m", "None", "None", [[3, 3, 3]] * 2)
+    _write_run(tmp_path, "m", "impulse", "0.3", [[-1, -1, -1]] * 2)
+    assert rep.main([str(tmp_path), "--no-figures"]) == 0
+    assert _row(_tsv(tmp_path / "report" / "summary.tsv"), noise="impulse", ratio="0.3")["Overall"] == 0.0
+    p = _problems(tmp_path / "report")
+    (detail,) = p.loc[(p["noise"] == "impulse") & (p["kind"] == "no valid score"), "detail"]
+    assert "every judgement failed" in detail
