@@ -50,8 +50,9 @@ _CHILD = textwrap.dedent("""
 
     before = probe()
     ok = K.reuse_cpu_memory(256)
-    first, second = probe(), probe()
-    print(json.dumps({"ok": ok, "before": before, "first": first, "second": second}))
+    first = probe()
+    later = [probe() for _ in range(8)]
+    print(json.dumps({"ok": ok, "before": before, "first": first, "later": later}))
 """)
 
 
@@ -66,9 +67,13 @@ def test_large_blocks_come_from_the_heap_and_are_reused():
     # With it, no mmap: the heap grows once to hold the block ...
     assert r["first"]["mmapped_during"] == r["first"]["mmapped_after"]
     assert r["first"]["arena_during"] >= 64 * 2**20
-    # ... and the next block of that size reuses the same heap (trim threshold 256 MiB keeps it).
-    assert r["second"]["arena_during"] == r["first"]["arena_during"]
-    assert r["second"]["mmapped_during"] == r["second"]["mmapped_after"]
+    # ... and later blocks of that size reuse that heap (trim threshold 256 MiB keeps it): no mmap,
+    # and the heap does not grow per block. A small malloc landing in the freed block between two
+    # probes can split it once, so the heap may hold one more block, never more.
+    for r_k in r["later"]:
+        assert r_k["mmapped_during"] == r_k["mmapped_after"] == r["first"]["mmapped_after"]
+    grown = max(r_k["arena_during"] for r_k in r["later"]) - r["first"]["arena_during"]
+    assert grown <= 64 * 2**20 + 8 * 2**20, grown
 
 
 @pytest.mark.parametrize("env, calls", [(None, 1), ("1", 1), ("0", 0), ("off", 0), ("false", 0)])
