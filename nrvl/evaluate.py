@@ -79,7 +79,8 @@ def build_parser(prog: str = "eval/run.py") -> argparse.ArgumentParser:
                    "a comma list (0.3,0.6,0.9) sweeps them")
     p.add_argument("--work-dir", "--work_dir", dest="work_dir", default="./outputs", help="output root")
     p.add_argument("--seed", type=int, default=0, help="base seed of every sample's noise")
-    p.add_argument("--limit", type=int, default=None, help="only the first N questions (TSV order)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N questions (TSV order); pack presets "
+                   "ask them grouped by video")
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=None,
                    help="samples per model call (default: 1 for local models, --api-nproc for API models)")
     p.add_argument("--mode", choices=("all", "infer", "eval"), default="all",
