@@ -278,8 +278,12 @@ def _torchcodec_info(decoder, path: str) -> VideoInfo:
                    "(a truncated file, or an edit list hiding frames as in a file trimmed without re-encoding); "
                    "decord, and so VLMEvalKit, may index the header's frames, so frame indices can differ from "
                    "VLMEvalKit's here: decode with backend='decord' (--decode-backend decord) for its exact frames")
-    return VideoInfo(int(md.num_frames), float(fps), int(md.width), int(md.height), float(duration),
-                     _header_rate(path) or float(md.average_fps_from_header or 0.0))
+    nominal = float(md.average_fps_from_header or 0.0)
+    if nominal and fps and abs(fps - nominal) <= 1e-9 * nominal:
+        rate = nominal  # constant frame rate: the scan, r_frame_rate and avg_frame_rate agree
+    else:  # variable rate (or unknown): read avg_frame_rate itself (~1 ms)
+        rate = _header_rate(path) or nominal
+    return VideoInfo(int(md.num_frames), float(fps), int(md.width), int(md.height), float(duration), rate)
 
 
 def _torchcodec_decode(path: str, decoder, idx: list[int]) -> torch.Tensor:
