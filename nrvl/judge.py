@@ -425,13 +425,14 @@ class Judge:
         """
         raise NotImplementedError
 
-    def usage_summary(self) -> str:
-        """One line: requests, tokens, estimated cost. Never contains the key."""
-        u = self.usage
+    def usage_summary(self, usage: Optional[TokenUsage] = None, label: str = "") -> str:
+        """One line: requests, tokens, estimated cost (of ``usage``, default all of this judge's,
+        ``label`` after the judge's name). Never contains the key."""
+        u = self.usage if usage is None else usage
         cost = u.cost(self.model, self.prices)
         cost_txt = f"estimated cost ${cost:.4f}" if cost is not None else \
             f"cost unknown (no price for {self.model}; set NRVL_JUDGE_PRICES)"
-        return (f"judge {self.name} ({self.model}): {u.requests} requests, {u.prompt_tokens} prompt + "
+        return (f"judge {self.name} ({self.model}){label}: {u.requests} requests, {u.prompt_tokens} prompt + "
                 f"{u.completion_tokens} completion tokens, {cost_txt}")
 
 

@@ -664,7 +664,7 @@ def build_report(collection: Collection, *, metric: str = "all", n_boot: int = 2
             run = runs[key]
             _check_rating(run, metric, labels[setup], problems)
             means = _run_means(run, metric)
-            if _isnan(means["Overall"]):
+            if math.isnan(means["Overall"]):
                 problems.append(Problem(labels[setup], key.noise, key.ratio, "no valid score",
                                         f"no question has a judge score >= 0 (metric {metric}): left out of "
                                         f"its family's means"))
@@ -787,12 +787,12 @@ def _family_rows(label, clean_means, rows, keys, reps, ratios, family_order, lev
                 continue
             # A noise without a value for a group (e.g. every judgement failed, --metric valid) is left
             # out of that group's mean and interval alike; "noises" counts those in the Overall mean.
-            scored = [(r, k) for r, k in members if not _isnan(r["Overall"])]
+            scored = [(r, k) for r, k in members if not math.isnan(r["Overall"])]
             frow = {"model": label, "family": family, "ratio": ratio, "noises": len(scored),
                     "noise_names": ", ".join(r["noise"] for r, _ in scored)}
             for i, g in enumerate(GROUPS):
                 p = _prefix(g)
-                have = [(r, k) for r, k in members if not _isnan(r[g])]
+                have = [(r, k) for r, k in members if not math.isnan(r[g])]
                 frow[g] = _nanmean([r[g] for r, _ in have])
                 frow[f"clean_{g}"] = clean_means[g] if clean_means else np.nan
                 frow[f"{p}drop"] = _nanmean([r[f"{p}drop"] for r, _ in have])
@@ -830,10 +830,6 @@ def _frame(rows, cols) -> pd.DataFrame:
 
 def _safe_div(a, b) -> float:
     return a / b if b and not math.isnan(b) and not math.isnan(a) else float("nan")
-
-
-def _isnan(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or bool(np.isnan(value))
 
 
 def _nanmean(values) -> float:

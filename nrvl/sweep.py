@@ -423,11 +423,7 @@ class SharedJudge:
         total, start = self.inner.usage, self._run_start
         run = TokenUsage(total.requests - start.requests, total.prompt_tokens - start.prompt_tokens,
                          total.completion_tokens - start.completion_tokens)
-        cost = run.cost(self.model, self.inner.prices)
-        cost_txt = f"estimated cost ${cost:.4f}" if cost is not None else \
-            f"cost unknown (no price for {self.model}; set NRVL_JUDGE_PRICES)"
-        return (f"judge {self.name} ({self.model}), this run: {run.requests} requests, {run.prompt_tokens} prompt + "
-                f"{run.completion_tokens} completion tokens, {cost_txt}; sweep so far: "
+        return (f"{self.inner.usage_summary(run, label=', this run')}; sweep so far: "
                 f"{total.requests} requests, {self.shared} answer(s) shared between runs")
 
     def preflight(self) -> None:
