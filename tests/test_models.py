@@ -4,6 +4,7 @@ import base64
 import hashlib
 import io
 import json
+import re
 import os
 import subprocess
 import sys
@@ -259,3 +260,73 @@ def test_video_timing_is_part_of_the_run_fingerprint_of_qwen_models_only():
     assert fp("tiny-qwen2.5-vl", "vlmevalkit") != fp("tiny-qwen2.5-vl", "real")
     # ... and an API model's stored answers stay valid (the setting does not reach it).
     assert fp("GPT4o", "vlmevalkit") == fp("GPT4o", "real")
+
+
+def test_api_prepare_holds_one_group_of_clips_under_the_budget(wide_clip, monkeypatch):
+    """A 1fps preset on long videos must not hold a whole batch of decoded clips (nproc x 2.2 GB)."""
+    import weakref
+
+    import nrvl.models.api as api
+    from nrvl.models.api import OpenAIVideoModel
+
+    def run(prepare_mib):
+        model = OpenAIVideoModel("openai-compatible", api_model="m", base_url="http://127.0.0.1:9/v1",
+                                 prepare_mib=prepare_mib)
+        live, most_live, calls = [], [0], []
+        real_frames, real_corrupt = model.frames, api.corrupt_clips
+
+        def frames(req):
+            clip = real_frames(req)
+            live.append(weakref.ref(clip))
+            most_live[0] = max(most_live[0], sum(r() is not None for r in live))
+            return clip
+
+        def corrupt(clips, reqs, donor_clips=None):
+            calls.append(len(clips))
+            return real_corrupt(clips, reqs, donor_clips=donor_clips)
+
+        model.frames = frames
+        monkeypatch.setattr(api, "corrupt_clips", corrupt)
+        reqs = [_api_request(wide_clip, "frame_drop", ratio=0.3, seed=s) for s in (1, 2, 3)]
+        try:
+            return model.prepare(reqs), most_live[0], calls
+        finally:
+            model.close()
+
+    one_call, live_default, calls_default = run(None)       # 3 x 5.5 MB < 256 MiB: one group, one noise call
+    assert calls_default == [3] and live_default == 3
+    one_by_one, live_small, calls_small = run(0)             # each clip decoded, corrupted, encoded, freed
+    assert calls_small == [1, 1, 1] and live_small == 1
+    two, _, calls_two = run(12)                              # 12 MiB holds two 5.5 MB clips
+    assert calls_two == [2, 1]
+    assert json.dumps(one_call) == json.dumps(one_by_one) == json.dumps(two)  # grouping changes nothing
+
+
+def test_api_prepare_budget_is_validated(monkeypatch):
+    from nrvl.models.api import prepare_budget
+
+    assert prepare_budget() == 256 * 2**20 and prepare_budget(0) == 0 and prepare_budget(1.5) == 3 * 2**19
+    monkeypatch.setenv("NRVL_API_PREPARE_MIB", "128")
+    assert prepare_budget() == 128 * 2**20 and prepare_budget(8) == 8 * 2**20
+    for bad in ("-1", "inf", "nan", "lots"):
+        monkeypatch.setenv("NRVL_API_PREPARE_MIB", bad)
+        with pytest.raises(ModelConfigError, match=r"NRVL_API_PREPARE_MIB.*" + re.escape(repr(bad))):
+            prepare_budget()
+    with pytest.raises(ModelConfigError, match="prepare_mib"):
+        prepare_budget(True)
+
+
+def test_jpeg_roundtrip_in_place_equals_a_copy():
+    import torch
+
+    from nrvl.models.api import jpeg_roundtrip
+    from nrvl.video import make_clip
+
+    clip = make_clip(3, 48, 64, seed=5)
+    before = clip.clone()
+    copy = jpeg_roundtrip(clip)
+    assert torch.equal(clip, before) and not torch.equal(copy, before)  # a lossy round trip, input untouched
+    same = jpeg_roundtrip(clip, inplace=True)
+    assert same.data_ptr() == clip.data_ptr() and torch.equal(same, copy)
+    empty = torch.empty(0, 3, 48, 64, dtype=torch.uint8)
+    assert jpeg_roundtrip(empty).shape == (0, 3, 48, 64)

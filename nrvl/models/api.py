@@ -17,6 +17,13 @@ Per sample (``reference/mmbench-video.md`` 1.4, 1.5a, 6; ``nrvl-noises.md`` 1.4)
    presets: the pack template and all of a video's questions, :mod:`nrvl.pack`);
    ``temperature=0``, ``max_tokens=2048``; the reply is stripped.
 
+A batch is prepared in groups whose decoded frames stay under ``prepare_mib``
+(default 256 MiB, ``$NRVL_API_PREPARE_MIB``): each group is decoded, corrupted and
+encoded before the next is decoded, so a 1fps preset on long 1080p videos (a
+6-minute clip is 2.2 GB of frames) holds about one clip at a time, not ``nproc`` of
+them; an 8-frame batch fits one group and is corrupted in one call as before.
+Results do not depend on the grouping (each clip's noise depends only on its seed).
+
 Requests for a batch run concurrently (``nproc`` threads), each retried with
 exponential backoff; a sample that never gets an answer gets VLMEvalKit's
 ``Failed to obtain answer via API.`` and is redone on the next run. A rejected
@@ -49,21 +56,45 @@ FAIL_MSG = "Failed to obtain answer via API."
 JPEG_QUALITY = 75  # PIL's default, what VLMEvalKit's frame files and encode_image_to_base64 use
 
 
-def jpeg_roundtrip(frames):
-    """Each uint8 ``[3, H, W]`` frame through PIL JPEG q75 and back: what VLMEvalKit's frame files hold."""
+#: Default bound, in MiB, on the decoded frames one group of a batch holds while it is prepared.
+DEFAULT_PREPARE_MIB = 256.0
+
+
+def prepare_budget(value=None) -> int:
+    """Bytes of decoded frames a batch's preparation holds at once: ``value`` MiB, else
+    ``$NRVL_API_PREPARE_MIB``, else :data:`DEFAULT_PREPARE_MIB`; 0 prepares one clip at a time."""
+    import math
+    import os
+
+    env = value is None and "NRVL_API_PREPARE_MIB" in os.environ
+    raw = os.environ["NRVL_API_PREPARE_MIB"] if env else (DEFAULT_PREPARE_MIB if value is None else value)
+    try:
+        mib = float(raw)
+    except (TypeError, ValueError):
+        mib = math.nan
+    if isinstance(raw, bool) or not 0 <= mib < math.inf:
+        where = " (from $NRVL_API_PREPARE_MIB)" if env else ""
+        raise ModelConfigError(f"prepare_mib must be a number of MiB >= 0{where}, got {raw!r}")
+    return int(mib * 2**20)
+
+
+def jpeg_roundtrip(frames, inplace: bool = False):
+    """Each uint8 ``[3, H, W]`` frame through PIL JPEG q75 and back: what VLMEvalKit's frame files hold.
+
+    ``inplace`` writes the decoded JPEGs back into ``frames`` (a CPU tensor the caller
+    owns), so a long clip is not held twice.
+    """
     import numpy as np
     import torch
     from PIL import Image
 
-    if len(frames) == 0:  # an fps preset on a clip shorter than 1 / fps seconds: VLMEvalKit sends no frame
-        return frames.cpu().clone()
-    out = []
-    for f in frames.cpu():
+    out = frames if inplace and frames.device.type == "cpu" else frames.cpu().clone()
+    for f in out:  # an fps preset on a clip shorter than 1 / fps seconds has no frame: VLMEvalKit sends none
         buf = io.BytesIO()
         Image.fromarray(f.permute(1, 2, 0).numpy()).save(buf, format="JPEG", quality=JPEG_QUALITY)
         buf.seek(0)
-        out.append(torch.from_numpy(np.asarray(Image.open(buf).convert("RGB")).copy()).permute(2, 0, 1))
-    return torch.stack(out)
+        f.copy_(torch.from_numpy(np.array(Image.open(buf).convert("RGB"))).permute(2, 0, 1))
+    return out
 
 
 def encode_frame(frame, img_size: int = -1) -> str:
@@ -109,6 +140,8 @@ class OpenAIVideoModel(VideoModel):
         retries: tries per sample.
         timeout: seconds per request.
         max_tokens, temperature: VLMEvalKit's 2048 and 0.
+        prepare_mib: bound on the decoded frames a batch's preparation holds at once
+            (:func:`prepare_budget`).
     """
 
     is_api = True
@@ -117,13 +150,14 @@ class OpenAIVideoModel(VideoModel):
                  api_key: Optional[str] = None, img_size: int = -1, img_detail: str = "high", nproc: int = 16,
                  retries: int = 6, timeout: float = 600.0, max_tokens: int = 2048, temperature: float = 0.0,
                  decode_backend: Optional[str] = None, backoff_base: float = 1.0, backoff_max: float = 60.0,
-                 env=None, **unused):
+                 prepare_mib: Optional[float] = None, env=None, **unused):
         from nrvl.openai_endpoint import EndpointConfigError, resolve_endpoint
 
         if not api_model:
             raise ModelConfigError(f"model {name} needs --api-model (the model name the endpoint serves)")
         if int(nproc) < 1 or int(retries) < 1:
             raise ModelConfigError(f"nproc and retries must be >= 1, got {nproc} and {retries}")
+        self.prepare_bytes = prepare_budget(prepare_mib)
         try:
             url, key = resolve_endpoint(base_url, api_key, env=env, what="--api-base")
         except EndpointConfigError as e:
@@ -164,12 +198,27 @@ class OpenAIVideoModel(VideoModel):
             req.video_path,
             lambda info: vlmeval_sample(info.num_frames, info.header_fps, nframe=req.nframe, fps=req.fps),
             device="cpu", backend=self.decode_backend)
-        return jpeg_roundtrip(clip)
+        return jpeg_roundtrip(clip, inplace=True)  # the decoded tensor is ours: not held twice
 
     def prepare(self, batch: Sequence[ModelRequest]) -> list[list[dict]]:
-        """The chat messages of each request: decode, JPEG round trip, noise, encode."""
-        batch = list(batch)
-        return self.prepare_clips(batch, [self.frames(r) for r in batch])
+        """The chat messages of each request: decode, JPEG round trip, noise, encode.
+
+        Requests are decoded in order until their frames reach ``prepare_mib``; that
+        group is corrupted and encoded (its frames freed) before the next is decoded.
+        """
+        messages, group, clips, held = [], [], [], 0
+        for req in batch:
+            clip = self.frames(req)
+            group.append(req)
+            clips.append(clip)
+            held += _nbytes(clip)
+            del clip
+            if held >= self.prepare_bytes:
+                messages += self.prepare_clips(group, clips)
+                group, clips, held = [], [], 0
+        if group:
+            messages += self.prepare_clips(group, clips)
+        return messages
 
     def load_clip(self, request: ModelRequest):
         """The clean frames, JPEG round trip included: uint8 ``[n, 3, H, W]`` (CPU)."""
@@ -178,14 +227,26 @@ class OpenAIVideoModel(VideoModel):
     def prepare_clips(self, batch: Sequence[ModelRequest], clips: Sequence, donors=None) -> list[list[dict]]:
         """The chat messages from :meth:`load_clip` results (left unmodified): noise, encode;
         ``donors`` as :meth:`nrvl.models.VideoModel.prepare_clips`."""
-        batch = list(batch)
+        batch, clips = list(batch), list(clips)
         # other_video's donor: another dataset video, through the same decode and JPEG round trip.
-        clips = corrupt_clips(list(clips), batch, donor_clips=donors if donors is not None else self.frames)
+        donors = donors if donors is not None else self.frames
         messages = []
-        for req, clip in zip(batch, clips):
-            b64 = [encode_frame(f, self.img_size) for f in clip]
-            messages.append([{"role": "user", "content": build_content(req.question, b64, self.img_detail,
-                                                                       pack=req.pack)}])
+        # Groups of clips under the budget: each group's noisy copies are encoded and freed
+        # before the next group is corrupted (the clean clips stay the caller's).
+        start = 0
+        while start < len(batch):
+            stop, held = start, 0
+            while stop < len(batch) and (stop == start or held + _nbytes(clips[stop]) <= self.prepare_bytes):
+                held += _nbytes(clips[stop])
+                stop += 1
+            noisy = corrupt_clips(clips[start:stop], batch[start:stop], donor_clips=donors)
+            for req in batch[start:stop]:
+                clip = noisy.pop(0)
+                b64 = [encode_frame(f, self.img_size) for f in clip]
+                del clip
+                messages.append([{"role": "user", "content": build_content(req.question, b64, self.img_detail,
+                                                                           pack=req.pack)}])
+            start = stop
         return messages
 
     # -- requests ---------------------------------------------------------------------------
@@ -235,6 +296,10 @@ class OpenAIVideoModel(VideoModel):
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._client is not None:
             self._client.close()
+
+
+def _nbytes(clip) -> int:
+    return clip.numel() * clip.element_size()
 
 
 def _make_client(base_url: str, api_key: str, timeout: float):
