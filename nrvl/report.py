@@ -11,7 +11,7 @@ into ``--out`` (default ``WORK_DIR/report``), all at once or not at all:
 
 - ``summary.tsv``: one row per noisy run (model, noise, ratio) with the noisy
   and clean Overall, the drop ``clean - noisy`` and the relative score
-  ``noisy / clean``, each with a paired 95% bootstrap interval, and the same
+  ``noisy / clean``, each with a paired bootstrap interval (95% unless ``--level``), and the same
   for Perception and Reasoning;
 - ``families.tsv``: the same averaged over the noises of each family (and
   over all noises, family ``all``) per model and ratio;
@@ -590,6 +590,12 @@ class Report:
     noise_order: list[str]
     family_order: list[str]
     notes: list[str] = field(default_factory=list)
+    level: float = 0.95
+
+
+def _pct(level: float) -> str:
+    """``0.95`` -> ``"95%"``, ``0.975`` -> ``"97.5%"``."""
+    return f"{round(level * 100, 6):g}%"
 
 
 def _ratio_key(r: str) -> float:
@@ -615,6 +621,8 @@ def build_report(collection: Collection, *, metric: str = "all", n_boot: int = 2
     """Compute every table of the report from the runs :func:`discover` found."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
     runs = collection.runs
     problems = list(collection.problems)
     fam = collection.families
@@ -723,13 +731,13 @@ def build_report(collection: Collection, *, metric: str = "all", n_boot: int = 2
         + ("'all' counts a failed judgement as 0, VLMEvalKit's headline)" if metric == "all"
            else "'valid' leaves failed judgements out)"),
         "drop = clean - noisy (higher is worse); rel = noisy / clean (1 = unaffected).",
-        f"Intervals: paired {int(level * 100)}% percentile bootstrap, videos resampled with replacement "
+        f"Intervals: paired {_pct(level)} percentile bootstrap, videos resampled with replacement "
         f"with all their questions, {n_boot} resamples, seed {seed}.",
         "Runs with a score table are recomputed from per-question scores; runs with only a rating "
         "use its 2-decimal values and have no interval.",
     ]
     return Report(metric, n_boot, seed, _frame(model_rows, _MODEL_COLS), _frame(summary_rows, _SUMMARY_COLS),
-                  _frame(family_rows, _FAMILY_COLS), problem_df, labels, noise_order, family_order, notes)
+                  _frame(family_rows, _FAMILY_COLS), problem_df, labels, noise_order, family_order, notes, level)
 
 
 def _prefix(group: str) -> str:
@@ -1010,7 +1018,7 @@ def make_figures(report: Report, out: Path) -> list[tuple[str, str, str]]:
                         label=f"{family} ({int(ff['noises'].max())})", **style)
         ax.set_xlabel("ratio of frames corrupted (0 = clean)")
         ax.set_ylabel(metric)
-        ax.set_title(f"{model}: {metric} vs ratio, mean per noise family (bars: 95% CI of the drop)",
+        ax.set_title(f"{model}: {metric} vs ratio, mean per noise family (bars: {_pct(report.level)} CI of the drop)",
                      fontsize=11)
         ax.grid(alpha=0.3)
         ax.legend(title="family (noises)", fontsize=8, loc="best")
@@ -1088,8 +1096,9 @@ def _with_ci(v, lo, hi, digits) -> str:
     return s
 
 
-def _display(df: pd.DataFrame, kind: str) -> pd.DataFrame:
-    """The human-readable view of a table: CIs folded into their cells, 2-3 decimals."""
+def _display(df: pd.DataFrame, kind: str, level: float = 0.95) -> pd.DataFrame:
+    """The human-readable view of a table: CIs (of coverage ``level``) folded into their cells, 2-3 decimals."""
+    ci = f"[{_pct(level)} CI]"
     if kind == "problems":
         return df.fillna("")
     if kind == "models":
@@ -1110,11 +1119,11 @@ def _display(df: pd.DataFrame, kind: str) -> pd.DataFrame:
         out["noises"] = df["noises"].map(_count)
     out["Overall"] = df["Overall"].map(_fmt)
     out["clean"] = df["clean_Overall"].map(_fmt)
-    out["drop [95% CI]"] = [_with_ci(*t, 2) for t in zip(df["drop"], df["drop_lo"], df["drop_hi"])]
-    out["noisy/clean [95% CI]"] = [_with_ci(*t, 3) for t in zip(df["rel"], df["rel_lo"], df["rel_hi"])]
+    out[f"drop {ci}"] = [_with_ci(*t, 2) for t in zip(df["drop"], df["drop_lo"], df["drop_hi"])]
+    out[f"noisy/clean {ci}"] = [_with_ci(*t, 3) for t in zip(df["rel"], df["rel_lo"], df["rel_hi"])]
     for g in ("Perception", "Reasoning"):
         out[g] = df[g].map(_fmt)
-        out[f"{g} drop [95% CI]"] = [_with_ci(*t, 2) for t in
+        out[f"{g} drop {ci}"] = [_with_ci(*t, 2) for t in
                                      zip(df[f"{g}_drop"], df[f"{g}_drop_lo"], df[f"{g}_drop_hi"])]
     if kind == "summary":
         out["questions"] = df["questions"].map(_count)
@@ -1192,7 +1201,7 @@ def _render_html(report: Report, work_dir: Path, figures, files) -> str:
         df = getattr(report, attr)
         parts.append(f"<h2 id='{stem}'>{html.escape(head)} ({len(df)})</h2>")
         parts.append(f"<p><a href='{stem}.tsv'>{stem}.tsv</a></p>")
-        parts.append(_html_table(_display(df, stem)))
+        parts.append(_html_table(_display(df, stem, report.level)))
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
@@ -1202,7 +1211,7 @@ def _render_markdown(report: Report, work_dir: Path, figures) -> str:
     out += [f"- {n}" for n in report.notes] + [""]
     for stem, attr, head in _TABLES:
         df = getattr(report, attr)
-        out += [f"## {head} ({len(df)})", "", f"TSV: `{stem}.tsv`", "", _markdown_table(_display(df, stem))]
+        out += [f"## {head} ({len(df)})", "", f"TSV: `{stem}.tsv`", "", _markdown_table(_display(df, stem, report.level))]
     out += ["## Figures", ""]
     out += [f"- [{caption}](figures/{fname})" for _, fname, caption in figures] or ["_none_"]
     return "\n".join(out) + "\n"
@@ -1285,13 +1294,15 @@ def _parser() -> argparse.ArgumentParser:
                         "coarse_valid (failed judgements left out)")
     p.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--level", type=float, default=0.95,
+                   help="coverage of the bootstrap intervals, in (0, 1) (default 0.95)")
     p.add_argument("--no-figures", action="store_true", help="write the tables and page without figures")
     p.add_argument("-v", "--verbose", action="store_true", help="print the traceback of an unexpected error")
     return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``nrvl report WORK_DIR [--out DIR] [--metric all|valid] [--n-boot N] [--seed S] [--no-figures]``.
+    """``nrvl report WORK_DIR [--out DIR] [--metric all|valid] [--n-boot N] [--seed S] [--level L] [--no-figures]``.
 
     Args:
         argv: the arguments after ``report`` (default ``sys.argv[1:]``).
@@ -1309,10 +1320,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.seed < 0:
         print(f"nrvl report: error: --seed must be >= 0, got {args.seed}", file=sys.stderr)
         return 2
+    if not 0 < args.level < 1:
+        print(f"nrvl report: error: --level must be in (0, 1), e.g. 0.95, got {args.level:g}", file=sys.stderr)
+        return 2
     out = args.out if args.out is not None else args.work_dir / "report"
     try:
         collection = discover(args.work_dir, metric=args.metric, exclude=out)
-        report = build_report(collection, metric=args.metric, n_boot=args.n_boot, seed=args.seed)
+        report = build_report(collection, metric=args.metric, n_boot=args.n_boot, seed=args.seed,
+                              level=args.level)
         write_report(report, args.work_dir, out, figures=not args.no_figures)
     except ReportError as e:
         print(f"nrvl report: error: {_one_line(e)}", file=sys.stderr)

@@ -509,3 +509,21 @@ def test_a_run_whose_judgements_all_failed_is_listed_under_coarse_all(tmp_path):
     p = _problems(tmp_path / "report")
     (detail,) = p.loc[(p["noise"] == "impulse") & (p["kind"] == "no valid score"), "detail"]
     assert "every judgement failed" in detail
+
+
+def test_level_sets_the_interval_coverage_and_the_headers(work, tmp_path, capsys):
+    o95, o50 = tmp_path / "o95", tmp_path / "o50"
+    assert rep.main([str(work), "--out", str(o95), "--n-boot", "400", "--no-figures"]) == 0
+    assert rep.main([str(work), "--out", str(o50), "--n-boot", "400", "--level", "0.5", "--no-figures"]) == 0
+    a, b = _tsv(o95 / "summary.tsv"), _tsv(o50 / "summary.tsv")
+    assert (a["drop"] == b["drop"]).all()                       # same point estimates, same resamples
+    wide, narrow = a["drop_hi"] - a["drop_lo"], b["drop_hi"] - b["drop_lo"]
+    assert (narrow <= wide + 1e-12).all() and (narrow < wide - 1e-9).any()
+    md = (o50 / "summary.md").read_text()
+    assert "drop [50% CI]" in md and "paired 50% percentile bootstrap" in md and "95%" not in md
+    assert "drop [95% CI]" in (o95 / "summary.md").read_text()
+    assert rep._pct(0.975) == "97.5%" and rep._pct(0.9) == "90%"
+    for bad in ("1", "0", "-0.5", "nan", "95"):
+        code, err = run_report([work, "--out", tmp_path / "bad", "--level", bad, "--no-figures"], capsys)
+        assert code == 2 and "--level must be in (0, 1)" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
