@@ -330,3 +330,36 @@ def test_jpeg_roundtrip_in_place_equals_a_copy():
     assert same.data_ptr() == clip.data_ptr() and torch.equal(same, copy)
     empty = torch.empty(0, 3, 48, 64, dtype=torch.uint8)
     assert jpeg_roundtrip(empty).shape == (0, 3, 48, 64)
+
+
+def test_api_load_clip_keeps_a_long_clip_as_jpeg_files_with_the_same_answers(wide_clip):
+    """A sweep caches batch_size + 1 clean clips: a long clip is held as its JPEG files, not 20x its size."""
+    import torch
+
+    from nrvl.models.api import JpegFrames, OpenAIVideoModel
+
+    reqs = [_api_request(wide_clip, "frame_drop", ratio=0.3, seed=1), _api_request(wide_clip, None)]
+    donor = ModelRequest(index=2, question="q", video_path=str(wide_clip), video="wide", nframe=8,
+                         noise="other_video", ratio=0.6, seed=4, donor_path=str(wide_clip), donor_video="other")
+    reqs.append(donor)
+    small = OpenAIVideoModel("openai-compatible", api_model="m", base_url="http://127.0.0.1:9/v1")
+    tight = OpenAIVideoModel("openai-compatible", api_model="m", base_url="http://127.0.0.1:9/v1", prepare_mib=1)
+    try:
+        raw = small.load_clip(reqs[0])                   # 5.5 MB <= 256 MiB / 4: kept as frames
+        files = tight.load_clip(reqs[0])                 # 5.5 MB > 1 MiB / 4: kept as JPEG files
+        assert isinstance(raw, torch.Tensor) and isinstance(files, JpegFrames)
+        assert files.frame_bytes == raw.numel() == 8 * 3 * 360 * 640 and files.file_bytes < raw.numel() / 10
+        assert torch.equal(files.tensor(), raw) and torch.equal(raw, small.frames(reqs[0]))
+        expected = small.prepare(reqs)
+        calls = []
+
+        def cached(r):                                   # a sweep's cache: load_clip results, donors included
+            calls.append(r.video)
+            return tight.load_clip(r)
+
+        got = tight.prepare_clips(reqs, [cached(r) for r in reqs], donors=cached)
+        assert json.dumps(got) == json.dumps(expected)
+        assert calls == ["wide", "wide", "wide", "other"]  # the donor came from the cache too
+    finally:
+        small.close()
+        tight.close()

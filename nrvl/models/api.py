@@ -35,6 +35,7 @@ import base64
 import concurrent.futures
 import io
 import logging
+import math
 import random
 import time
 from typing import Optional, Sequence
@@ -78,23 +79,68 @@ def prepare_budget(value=None) -> int:
     return int(mib * 2**20)
 
 
+class JpegFrames:
+    """A clip kept as its frames' JPEG q75 files, as VLMEvalKit keeps them on disk.
+
+    About 20 times smaller than the uint8 frames (a 1fps 6-minute 1080p clip: ~0.1 GB
+    instead of 2.2 GB), which is what a sweep's clip cache holds for a long clip;
+    :meth:`tensor` decodes the files: exactly :func:`jpeg_roundtrip` of the frames.
+    """
+
+    def __init__(self, files: Sequence[bytes], shape: tuple):
+        self.files, self.shape = list(files), tuple(shape)
+
+    @classmethod
+    def encode(cls, frames) -> "JpegFrames":
+        """The JPEG files of uint8 ``[n, 3, H, W]`` frames."""
+        from PIL import Image
+
+        files = []
+        for f in frames.cpu():  # an fps preset on a clip shorter than 1 / fps s has no frame: VLMEvalKit sends none
+            buf = io.BytesIO()
+            Image.fromarray(f.permute(1, 2, 0).numpy()).save(buf, format="JPEG", quality=JPEG_QUALITY)
+            files.append(buf.getvalue())
+        return cls(files, frames.shape)
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes of the decoded frames."""
+        return math.prod(self.shape)
+
+    @property
+    def file_bytes(self) -> int:
+        """Bytes of the JPEG files."""
+        return sum(len(b) for b in self.files)
+
+    def tensor(self, out=None):
+        """The decoded frames, uint8 ``[n, 3, H, W]`` on the CPU (into ``out`` when given)."""
+        import numpy as np
+        import torch
+        from PIL import Image
+
+        out = torch.empty(self.shape, dtype=torch.uint8) if out is None else out
+        for f, data in zip(out, self.files):
+            f.copy_(torch.from_numpy(np.array(Image.open(io.BytesIO(data)).convert("RGB"))).permute(2, 0, 1))
+        return out
+
+
 def jpeg_roundtrip(frames, inplace: bool = False):
     """Each uint8 ``[3, H, W]`` frame through PIL JPEG q75 and back: what VLMEvalKit's frame files hold.
 
     ``inplace`` writes the decoded JPEGs back into ``frames`` (a CPU tensor the caller
     owns), so a long clip is not held twice.
     """
-    import numpy as np
-    import torch
-    from PIL import Image
+    files = JpegFrames.encode(frames)
+    return files.tensor(frames if inplace and frames.device.type == "cpu" else None)
 
-    out = frames if inplace and frames.device.type == "cpu" else frames.cpu().clone()
-    for f in out:  # an fps preset on a clip shorter than 1 / fps seconds has no frame: VLMEvalKit sends none
-        buf = io.BytesIO()
-        Image.fromarray(f.permute(1, 2, 0).numpy()).save(buf, format="JPEG", quality=JPEG_QUALITY)
-        buf.seek(0)
-        f.copy_(torch.from_numpy(np.array(Image.open(buf).convert("RGB"))).permute(2, 0, 1))
-    return out
+
+def _frames_of(clip):
+    """A :meth:`OpenAIVideoModel.load_clip` result as a tensor."""
+    return clip.tensor() if isinstance(clip, JpegFrames) else clip
+
+
+def _nbytes(clip) -> int:
+    return clip.frame_bytes if isinstance(clip, JpegFrames) else clip.numel() * clip.element_size()
 
 
 def encode_frame(frame, img_size: int = -1) -> str:
@@ -191,14 +237,17 @@ class OpenAIVideoModel(VideoModel):
     # -- preprocessing ----------------------------------------------------------------------
     def frames(self, req: ModelRequest):
         """The sample's frames as the model gets them before encoding: uint8 ``[n, 3, H, W]`` (CPU)."""
-        from nrvl.video import decode_frames, vlmeval_sample
+        from nrvl.video import decode_frames
+
+        return jpeg_roundtrip(decode_frames(req.video_path, self._indices(req), device="cpu",
+                                            backend=self.decode_backend), inplace=True)  # not held twice
+
+    @staticmethod
+    def _indices(req: ModelRequest):
+        from nrvl.video import vlmeval_sample
 
         # fps presets: VLMEvalKit reads decord's get_avg_fps(), the header rate, whatever decodes here.
-        clip = decode_frames(
-            req.video_path,
-            lambda info: vlmeval_sample(info.num_frames, info.header_fps, nframe=req.nframe, fps=req.fps),
-            device="cpu", backend=self.decode_backend)
-        return jpeg_roundtrip(clip, inplace=True)  # the decoded tensor is ours: not held twice
+        return lambda info: vlmeval_sample(info.num_frames, info.header_fps, nframe=req.nframe, fps=req.fps)
 
     def prepare(self, batch: Sequence[ModelRequest]) -> list[list[dict]]:
         """The chat messages of each request: decode, JPEG round trip, noise, encode.
@@ -221,15 +270,21 @@ class OpenAIVideoModel(VideoModel):
         return messages
 
     def load_clip(self, request: ModelRequest):
-        """The clean frames, JPEG round trip included: uint8 ``[n, 3, H, W]`` (CPU)."""
-        return self.frames(request)
+        """The clean frames, JPEG round trip included: uint8 ``[n, 3, H, W]`` (CPU); a clip of
+        more than a quarter of ``prepare_mib`` is kept as its :class:`JpegFrames` instead (a sweep
+        caches ``batch_size + 1`` clips), decoded again for each variant."""
+        from nrvl.video import decode_frames
+
+        files = JpegFrames.encode(decode_frames(request.video_path, self._indices(request), device="cpu",
+                                                backend=self.decode_backend))
+        return files if files.frame_bytes > self.prepare_bytes // 4 else files.tensor()
 
     def prepare_clips(self, batch: Sequence[ModelRequest], clips: Sequence, donors=None) -> list[list[dict]]:
         """The chat messages from :meth:`load_clip` results (left unmodified): noise, encode;
         ``donors`` as :meth:`nrvl.models.VideoModel.prepare_clips`."""
         batch, clips = list(batch), list(clips)
         # other_video's donor: another dataset video, through the same decode and JPEG round trip.
-        donors = donors if donors is not None else self.frames
+        donor_frames = (lambda r: _frames_of(donors(r))) if donors is not None else self.frames
         messages = []
         # Groups of clips under the budget: each group's noisy copies are encoded and freed
         # before the next group is corrupted (the clean clips stay the caller's).
@@ -239,7 +294,8 @@ class OpenAIVideoModel(VideoModel):
             while stop < len(batch) and (stop == start or held + _nbytes(clips[stop]) <= self.prepare_bytes):
                 held += _nbytes(clips[stop])
                 stop += 1
-            noisy = corrupt_clips(clips[start:stop], batch[start:stop], donor_clips=donors)
+            noisy = corrupt_clips([_frames_of(c) for c in clips[start:stop]], batch[start:stop],
+                                  donor_clips=donor_frames)
             for req in batch[start:stop]:
                 clip = noisy.pop(0)
                 b64 = [encode_frame(f, self.img_size) for f in clip]
@@ -296,10 +352,6 @@ class OpenAIVideoModel(VideoModel):
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._client is not None:
             self._client.close()
-
-
-def _nbytes(clip) -> int:
-    return clip.numel() * clip.element_size()
 
 
 def _make_client(base_url: str, api_key: str, timeout: float):
