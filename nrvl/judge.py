@@ -8,7 +8,15 @@ give the same scores and the same rating:
   template (:data:`USER_TEMPLATE`, trailing space included), temperature 0,
   ``max_tokens`` 2048, the user message sent as one text content part;
 - the alias table (``gpt-4o`` is sent as ``gpt-4o-2024-05-13``, ...); any other
-  name is sent unchanged, so a local vLLM judge works;
+  name is sent unchanged, so a local vLLM judge works; with ``LOCAL_LLM`` set
+  (environment, else ``.env``) its value is sent as the model for every judge
+  name, while file names keep the name asked for;
+- the pre-flight check (VLMEvalKit's ``working()``): ``'hello'`` sent with the
+  payload of a real judge request, whose reply must pass the same test as a real
+  reply (non-empty, not the failure message), else the run does not start;
+- a reply that gives no usable answer (an HTTP error, an empty reply, the
+  failure message, a body of unexpected shape) is retried and, after the last
+  try, scores -1 for that question only;
 - :func:`parse_score`: ``int(reply)`` when the reply is a Python int literal,
   else -1, computed without ``eval``;
 - predictions that are missing (None, NaN, or a string pandas reads as NaN:
@@ -21,7 +29,10 @@ What it does differently, on purpose: requests run concurrently on asyncio
 ``Retry-After``, every reply is appended to a JSON Lines cache keyed by
 (judge model, question index, sha256 of the prediction) so a rerun judges only
 what is missing, failures are never cached, token usage is summed with an
-estimated cost, and the API key is never printed, logged or written.
+estimated cost (the pre-flight request included), and the API key is never
+printed, logged or written. A reply whose content is a list of content parts
+(as some OpenAI-compatible servers send) is read as the concatenation of its
+text parts; VLMEvalKit counts it as a failure.
 
 ``exact_matching`` is an offline judge for demos and users without an API. Its
 scores are **not** comparable with GPT-4o's.
@@ -354,16 +365,34 @@ class JudgeStats:
     non_integer: int = 0
 
 
+def _parse_prices(raw: str) -> dict[str, tuple[float, float]]:
+    """``NRVL_JUDGE_PRICES`` as a dict, or ValueError naming the first bad entry (nothing half applied)."""
+    try:
+        parsed = json.loads(raw)
+    except ValueError as e:
+        raise ValueError(f"not JSON ({e})") from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"a JSON {_kind(parsed)}, not an object")
+    out: dict[str, tuple[float, float]] = {}
+    for k, v in parsed.items():
+        ok = (isinstance(v, (list, tuple)) and len(v) == 2
+              and all(isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+                      for x in v))
+        if not ok:
+            raise ValueError(f"entry {str(k)[:60]!r} is {json.dumps(v)[:60]}, not two finite prices >= 0")
+        out[str(k)] = (float(v[0]), float(v[1]))
+    return out
+
+
 def _load_prices(prices: Optional[Mapping[str, Sequence[float]]], env: Mapping[str, str]) -> dict:
     table = dict(DEFAULT_PRICES)
     raw = (env.get("NRVL_JUDGE_PRICES") or "").strip()
     if raw:
         try:
-            parsed = json.loads(raw)
-            for k, v in parsed.items():
-                table[str(k)] = (float(v[0]), float(v[1]))
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-            logger.warning('ignoring NRVL_JUDGE_PRICES: expected JSON {"model": [usd_in_per_1M, usd_out_per_1M]}')
+            table.update(_parse_prices(raw))  # all entries or none
+        except ValueError as e:
+            logger.warning('ignoring NRVL_JUDGE_PRICES, the default prices apply: %s; expected JSON '
+                           '{"model": [usd_in_per_1M, usd_out_per_1M]}', e)
     for k, v in (prices or {}).items():
         table[str(k)] = (float(v[0]), float(v[1]))
     return table
@@ -498,11 +527,14 @@ class OpenAIJudge(Judge):
 
     Uses the ``openai`` client with its own retries off (``max_retries=0``);
     retries happen here: up to ``retries`` tries per item on 429, 5xx, 408/409,
-    timeouts, connection errors, malformed responses and empty replies, sleeping
+    timeouts, connection errors, malformed responses (a body that is not JSON or
+    not UTF-8, ``choices`` or ``content`` of an unexpected type), empty replies
+    and replies containing :data:`FAIL_MSG`, sleeping
     ``backoff_base * 2**attempt`` (capped at ``backoff_max``) with jitter between
     50% and 100% of it, and at least what ``Retry-After``/``retry-after-ms``
     says (capped at ``max_retry_after``). 401/403/404 abort the whole run with a
-    :class:`JudgeConfigError`; other 4xx fail that item only.
+    :class:`JudgeConfigError`; other 4xx fail that item only. An item with no
+    usable reply after its tries scores -1; it never stops the other items.
 
     The key lives only inside the openai client objects; it is not an attribute
     of this object, not in its repr, and every error text is scrubbed of it.
@@ -553,11 +585,16 @@ class OpenAIJudge(Judge):
         return payload
 
     @staticmethod
-    def _messages(item: JudgeItem) -> list:
+    def _chat(text: str) -> list:
+        # The judge's messages around one user text, as VLMEvalKit's wrapper builds them.
         return [
             {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": [{"type": "text", "text": item.prompt}]},
+            {"role": "user", "content": [{"type": "text", "text": text}]},
         ]
+
+    @classmethod
+    def _messages(cls, item: JudgeItem) -> list:
+        return cls._chat(item.prompt)
 
     def _backoff(self, attempt: int, retry_after: Optional[float]) -> float:
         delay = min(self.backoff_max, self.backoff_base * (2 ** attempt))
@@ -586,6 +623,11 @@ class OpenAIJudge(Judge):
             return _ItemFailed(f"HTTP {status}: {message}")
         if isinstance(exc, (openai.APIResponseValidationError, json.JSONDecodeError)):
             return _Retry("malformed response from the server")
+        if isinstance(exc, _BODY_ERRORS):
+            # Raised by the client while decoding a 2xx body (not UTF-8, nesting too deep, a field of the
+            # wrong type): a bad reply like any other, retried, then -1 for this item (VLMEvalKit catches all).
+            return _Retry(f"malformed response from the server ({type(exc).__name__}: "
+                          f"{_one_line(self._redact(exc))[:120]})")
         return exc
 
     def _config_message(self, status: int, message: str) -> str:
@@ -599,16 +641,17 @@ class OpenAIJudge(Judge):
                 f"check --judge and --judge-base-url")
 
     def _accept(self, response, result_usage: list) -> str:
-        """The stripped reply text of a response, or raise _Retry if it is not an answer."""
-        usage = getattr(response, "usage", None)
-        p = int(getattr(usage, "prompt_tokens", 0) or 0)
-        c = int(getattr(usage, "completion_tokens", 0) or 0)
+        """The stripped reply text of a 2xx response, or raise _Retry if it is not an answer.
+
+        Used for judge requests and the pre-flight alike. Never raises anything else,
+        whatever the response holds.
+        """
+        usage = _field(response, "usage")
+        p, c = _token_count(_field(usage, "prompt_tokens")), _token_count(_field(usage, "completion_tokens"))
         self.usage.add(p, c)
         result_usage[0] += p
         result_usage[1] += c
-        choices = getattr(response, "choices", None) or []
-        content = choices[0].message.content if choices and choices[0].message is not None else None
-        content = (content or "").strip()
+        content = _reply_text(response, self._redact).strip()
         if not content:
             raise _Retry("empty reply")
         if FAIL_MSG in content:
@@ -628,30 +671,36 @@ class OpenAIJudge(Judge):
     def _run_tries(self, item: JudgeItem, client) -> JudgeResult:
         usage = [0, 0]
         error, kept = None, None
+        payload = self._payload(self._messages(item))
         for attempt in range(self.retries):
             try:
-                response = client.chat.completions.create(**self._payload(self._messages(item)))
+                response = client.chat.completions.create(**payload)
                 reply = self._accept(response, usage)
                 if self.retry_invalid and not is_integer_reply(reply) and attempt + 1 < self.retries:
                     kept, error = reply, f"non-integer reply {reply[:40]!r}"
                     raise _Retry(error)
                 return JudgeResult(reply, None, attempt + 1, *usage)
             except Exception as exc:  # noqa: BLE001 - classified in _after_failure
-                final, error, delay = self._after_failure(exc, attempt, usage)
+                final, error, delay = self._after_failure(exc, attempt, usage, kept)
                 if final is not None:
                     return final
                 if delay is not None:
                     time.sleep(delay)
         return JudgeResult(kept, None if kept is not None else error, self.retries, *usage)
 
-    def _after_failure(self, exc: BaseException, attempt: int, usage):
+    def _after_failure(self, exc: BaseException, attempt: int, usage, kept: Optional[str] = None):
         """What a failed try means, for the sync and async loops alike.
+
+        ``kept`` is a reply received on an earlier try (re-asked with ``retry_invalid``);
+        it is the result if this try ends the item.
 
         Returns ``(final result or None, error text, seconds to wait before the next try or None)``;
         a non-retryable configuration error is raised.
         """
         exc = exc if isinstance(exc, _Retry) else self._classify(exc)
         if isinstance(exc, _ItemFailed):
+            if kept is not None:  # the re-ask cannot be made: keep the reply already received
+                return JudgeResult(kept, None, attempt + 1, *usage), None, None
             return JudgeResult(None, str(exc), attempt + 1, *usage), str(exc), None
         if not isinstance(exc, _Retry):
             raise exc from None
@@ -662,9 +711,10 @@ class OpenAIJudge(Judge):
     async def _arun_tries(self, item: JudgeItem, client) -> JudgeResult:
         usage = [0, 0]
         error, kept = None, None
+        payload = self._payload(self._messages(item))
         for attempt in range(self.retries):
             try:
-                response = await client.chat.completions.create(**self._payload(self._messages(item)))
+                response = await client.chat.completions.create(**payload)
                 reply = self._accept(response, usage)
                 if self.retry_invalid and not is_integer_reply(reply) and attempt + 1 < self.retries:
                     kept, error = reply, f"non-integer reply {reply[:40]!r}"
@@ -673,7 +723,7 @@ class OpenAIJudge(Judge):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - classified in _after_failure
-                final, error, delay = self._after_failure(exc, attempt, usage)
+                final, error, delay = self._after_failure(exc, attempt, usage, kept)
                 if final is not None:
                     return final
                 if delay is not None:
@@ -719,11 +769,22 @@ class OpenAIJudge(Judge):
                 f"judge {self.name}: no API key; set OPENAI_API_KEY (environment or .env) or pass --judge-key")
 
     def preflight(self, tries: int = 3) -> None:
-        """Send one short 'hello' (VLMEvalKit's ``working()`` check) and turn any failure into one line.
+        """VLMEvalKit's ``working()`` check: ``'hello'`` sent as a judge request must get a usable answer.
+
+        The request is a judge request with ``'hello'`` as the user text: the same
+        model, system prompt, temperature and ``max_tokens`` as every real request,
+        so a server that rejects those (a small local context) fails here, before
+        inference, rather than on every question. The reply must pass the test a
+        judge reply passes (:meth:`_accept`): a chat completion whose content is
+        non-empty and does not contain :data:`FAIL_MSG`. Its tokens count in
+        :attr:`usage`. Up to ``tries`` tries; a timeout or a 4xx ends the check at
+        once. HTTP 429 on every try passes with a warning: the key, URL and model
+        were accepted, and judging retries 429.
 
         Raises:
-            JudgeConfigError: missing key, unreachable base URL, rejected key,
-                unknown model, or no answer after ``tries`` tries.
+            JudgeConfigError: one line naming the endpoint (credentials hidden) and
+                what was wrong: missing key, unreachable base URL, rejected key,
+                unknown model, an HTTP error, or no usable answer after ``tries`` tries.
         """
         import openai
 
@@ -731,15 +792,25 @@ class OpenAIJudge(Judge):
         timeout = min(self.timeout, 30.0)
         client = self._make_client(timeout)
         where = _redact_url(self.base_url)
-        last = "no answer"
+        payload = self._payload(self._chat("hello"))
+        tokens = "max_tokens" if "max_tokens" in payload else "max_completion_tokens"
+        last, rate_limited = "no answer", False
         try:
             for attempt in range(tries):
+                rate_limited = False
                 try:
-                    payload = self._payload([{"role": "user", "content": "hello"}])
-                    # A short answer is enough to prove key, URL and model; keep the check cheap.
-                    payload["max_tokens" if "max_tokens" in payload else "max_completion_tokens"] = 16
-                    client.chat.completions.create(**payload)
+                    try:
+                        response = client.chat.completions.create(**payload)
+                    except (openai.APIResponseValidationError, *_BODY_ERRORS) as exc:
+                        raise self._classify(exc) from None  # a 2xx body the client cannot decode: _Retry
+                    self._accept(response, [0, 0])
                     return
+                except _Retry as exc:  # a 2xx reply that is not an answer
+                    n = attempt + 1
+                    last = (f"{where} gave no usable answer to 'hello' in {n} tr{'y' if n == 1 else 'ies'} "
+                            f"({exc.reason})")
+                    if exc.reason.startswith("malformed"):
+                        last += "; is it an OpenAI-compatible /v1 endpoint?"
                 except openai.APITimeoutError:
                     # Fail fast: a server that cannot answer 'hello' in time will not judge 2,000 questions.
                     last = f"{where} did not answer within {timeout:g}s"
@@ -749,23 +820,112 @@ class OpenAIJudge(Judge):
                 except openai.RateLimitError as exc:
                     message = self._redact(_error_message(exc))
                     if "insufficient_quota" in message:
-                        raise JudgeConfigError(
-                            f"judge {self.name}: the API account has no quota left (HTTP 429): {message}") from None
-                    return  # rate-limited means key, URL and model are fine
+                        raise JudgeConfigError(_one_line(
+                            f"judge {self.name}: the API account has no quota left (HTTP 429): {message}")) from None
+                    rate_limited = True
                 except openai.APIStatusError as exc:
                     message = self._redact(_error_message(exc))
                     if exc.status_code in (401, 403, 404):
-                        raise JudgeConfigError(self._config_message(exc.status_code, message)) from None
-                    last = f"{where} answered HTTP {exc.status_code}: {message}"
-                    if exc.status_code < 500 and exc.status_code not in (408, 409):
+                        raise JudgeConfigError(_one_line(self._config_message(exc.status_code, message))) from None
+                    last = (f"{where} answered HTTP {exc.status_code} to a judge request "
+                            f"(model {self.model!r}, {tokens} {self.max_tokens}): {message}")
+                    if exc.status_code < 500 and exc.status_code not in (408, 409, 425):
                         break
-                except (openai.APIResponseValidationError, json.JSONDecodeError):
-                    last = f"{where} sent a malformed response (is it an OpenAI-compatible /v1 endpoint?)"
                 if attempt + 1 < tries:
                     time.sleep(min(2.0, self.backoff_base) * (attempt + 1))
         finally:
             client.close()
-        raise JudgeConfigError(f"judge {self.name}: {last}")
+        if rate_limited:
+            logger.warning("judge %s: %s answered HTTP 429 (rate limit) to every pre-flight try; going on, "
+                           "judge requests retry it", self.name, where)
+            return
+        raise JudgeConfigError(_one_line(f"judge {self.name}: {last}"))
+
+
+#: Errors the openai client raises while decoding a 2xx body it cannot read as a chat completion
+#: (not UTF-8, not JSON, nested too deep, a field of the wrong type).
+_BODY_ERRORS = (ValueError, TypeError, AttributeError, LookupError, RecursionError)
+
+#: Values that have no named fields (a JSON scalar or array), as opposed to an object or a mapping.
+_PLAIN = (str, bytes, bytearray, numbers.Number, list, tuple, type(None))
+
+
+def _one_line(text: Any) -> str:
+    return re.sub(r"\s+", " ", "{}".format(text)).strip()
+
+
+def _kind(value: Any) -> str:
+    """The JSON name of a value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, numbers.Number):
+        return "number"
+    if isinstance(value, (str, bytes, bytearray)):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__
+
+
+def _field(obj: Any, name: str) -> Any:
+    """``obj[name]`` of a mapping or ``obj.name`` of an object; None if absent or ``obj`` is a plain value."""
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    if isinstance(obj, _PLAIN):
+        return None
+    try:
+        return getattr(obj, name, None)
+    except Exception:  # noqa: BLE001 - a property that raises is a missing field here
+        return None
+
+
+def _token_count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return 0
+    try:
+        return max(0, int(value))
+    except (ValueError, OverflowError):  # NaN, inf
+        return 0
+
+
+def _reply_text(response: Any, redact: Callable[[Any], str]) -> str:
+    """``choices[0].message.content`` as text (``''`` when it is null).
+
+    A list of content parts gives its text parts joined. Any other shape raises
+    ``_Retry('malformed response: ...')``, to be retried like any failed try.
+    """
+    def bad(what: str) -> _Retry:
+        return _Retry(f"malformed response: {what}")
+
+    if isinstance(response, (str, bytes, bytearray)):  # the client hands back the text of a non-JSON body
+        text = response if isinstance(response, str) else bytes(response).decode("utf-8", "replace")
+        raise bad(f"the body is not JSON: {_one_line(redact(text))[:60]!r}")
+    if isinstance(response, _PLAIN):
+        raise bad(f"the body is a JSON {_kind(response)}, not a chat completion")
+    choices = _field(response, "choices")
+    if not isinstance(choices, (list, tuple)):
+        raise bad("no 'choices'" if choices is None else f"'choices' is a {_kind(choices)}, not a list")
+    if not choices:
+        raise bad("'choices' is empty")
+    message = _field(choices[0], "message")
+    if message is None or isinstance(message, _PLAIN):
+        raise bad(f"choices[0] has no message object (got a {_kind(message if message is not None else choices[0])})")
+    content = _field(message, "content")
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, (list, tuple)):
+        texts = [_field(part, "text") for part in content if _field(part, "type") in ("text", None)]
+        texts = [t for t in texts if isinstance(t, str)]
+        if texts:
+            return "".join(texts)
+        raise bad("the message content is a list with no text part")
+    raise bad(f"the message content is a {_kind(content)}, not text")
 
 
 def _new_client(is_async: bool, base_url: str, api_key: Optional[str], timeout: float):
@@ -854,6 +1014,16 @@ def _progress_bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, file=sys.stderr, dynamic_ncols=True)
 
 
+def _local_llm(env: Optional[Mapping[str, str]], dotenv_path: Optional[Union[str, Path]]) -> Optional[str]:
+    """VLMEvalKit's ``LOCAL_LLM``: the environment's, else the ``.env`` file's (as the other judge settings)."""
+    env = os.environ if env is None else env
+    value = (env.get("LOCAL_LLM") or "").strip()
+    if not value:
+        dotenv = read_dotenv(Path.cwd() / ".env" if dotenv_path is None else dotenv_path)
+        value = (dotenv.get("LOCAL_LLM") or "").strip()
+    return value or None
+
+
 def build_judge(
     name: str,
     *,
@@ -877,20 +1047,25 @@ def build_judge(
     Args:
         name: ``'exact_matching'`` (offline), a VLMEvalKit alias such as
             ``'gpt-4o'`` or ``'gpt-4-turbo'`` (see :data:`JUDGE_ALIASES`), or any
-            model name, sent as is (e.g. a model served by vLLM).
+            model name, sent as is (e.g. a model served by vLLM). As in VLMEvalKit,
+            when ``LOCAL_LLM`` is set (environment, else ``.env``; empty counts as
+            unset) its value is the model sent for every name but
+            ``exact_matching``; ``name`` still names the files.
         base_url: ``--judge-base-url``; see :func:`resolve_judge_endpoint` for the
             fallbacks (``OPENAI_BASE_URL``, ``OPENAI_API_BASE``, ``.env``).
         api_key: ``--judge-key``; else ``OPENAI_API_KEY`` from the environment or ``.env``.
         nproc: requests in flight at once (``--judge-nproc``).
         retries: tries per item, the first included (VLMEvalKit's ``retry``, 6).
         timeout: seconds per HTTP request.
-        retry_invalid: re-ask on non-integer replies (``--judge-retry-invalid``).
+        retry_invalid: re-ask on non-integer replies, and re-judge cached ones (Python
+            API only, no command-line flag; VLMEvalKit keeps them, as the default does).
         temperature, max_tokens: VLMEvalKit's 0 and 2048.
         backoff_base, backoff_max, max_retry_after: retry sleeps in seconds.
         prices: ``{model: (usd_per_1M_prompt, usd_per_1M_completion)}`` added to
             :data:`DEFAULT_PRICES`.
         env: the environment to read (default ``os.environ``); tests pass a dict.
-        dotenv_path: the ``.env`` file (default ``./.env``).
+            ``OPENAI_*``, ``LOCAL_LLM`` and ``NRVL_JUDGE_PRICES`` come from it.
+        dotenv_path: the ``.env`` file (default ``./.env``), read for ``OPENAI_*`` and ``LOCAL_LLM``.
 
     Returns:
         A :class:`Judge`. Nothing is contacted until :meth:`Judge.preflight` or judging.
@@ -905,8 +1080,14 @@ def build_judge(
     if name == EXACT_MATCHING:
         return ExactMatchJudge(nproc=nproc, retry_invalid=retry_invalid, prices=prices, env=env)
     url, key = resolve_judge_endpoint(base_url, api_key, env=env, dotenv_path=dotenv_path)
+    model = JUDGE_ALIASES.get(name, name)
+    local = _local_llm(env, dotenv_path)
+    if local:
+        model = local
+        logger.info("judge %s: LOCAL_LLM is set, so every judge request is sent as model %r "
+                    "(file names keep %r)", name, model, name)
     return OpenAIJudge(
-        name, JUDGE_ALIASES.get(name, name), base_url=url, api_key=key, nproc=nproc, retries=retries,
+        name, model, base_url=url, api_key=key, nproc=nproc, retries=retries,
         timeout=timeout, retry_invalid=retry_invalid, temperature=temperature, max_tokens=max_tokens,
         backoff_base=backoff_base, backoff_max=backoff_max, max_retry_after=max_retry_after,
         prices=prices, env=env,

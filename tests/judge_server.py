@@ -11,7 +11,18 @@ predict every score, and it can inject faults per request:
   seconds, past a short client timeout;
 - ``"badjson"``: HTTP 200 whose body is not JSON;
 - ``"prose"``: a valid completion whose content is prose (``"Rating: 2"``);
-- ``"empty"``: a valid completion with empty content.
+- ``"empty"``: a valid completion with empty content;
+- ``"failmsg"``: a valid completion whose content is VLMEvalKit's failure message;
+- ``"400"``: HTTP 400 (``invalid_request_error``), which a client must not retry;
+- replies of unexpected shape, all HTTP 200: ``"parts"`` (the normal reply as a
+  list of content parts, ``[{"type": "text", "text": "3"}]``), ``"number"``
+  (content the JSON number 3), ``"choice_str"`` (``choices`` a list of plain
+  strings), ``"bad_utf8"`` (a JSON body with bytes that are not UTF-8) and
+  ``"html"`` (a ``text/html`` web page).
+
+With ``max_tokens_limit`` set, a request asking for more tokens than that
+(``max_tokens`` or ``max_completion_tokens``) gets HTTP 400, as a local server
+with a small context answers.
 
 Faults are queued with :meth:`FakeJudgeServer.inject`: for candidate answers
 containing a given text, or for any request, each queued fault is used once, in
@@ -147,6 +158,21 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "badjson":
             self._send_raw(200, b'{"id": "chatcmpl-x", "choices": [', content_type="application/json")
             return
+        if fault == "400":
+            self._send_json(400, {"error": {"message": "content filter triggered", "type": "invalid_request_error"}})
+            return
+        if fault == "bad_utf8":
+            self._send_raw(200, b'{"id": "chatcmpl-x", "choices": "\xff\xfe"}', content_type="application/json")
+            return
+        if fault == "html":
+            self._send_raw(200, b"<html><body>Welcome</body></html>", content_type="text/html")
+            return
+        asked = body.get("max_tokens") or body.get("max_completion_tokens") or 0
+        if owner.max_tokens_limit is not None and asked > owner.max_tokens_limit:
+            self._send_json(400, {"error": {
+                "message": f"This model's maximum context length is {owner.max_tokens_limit} tokens. "
+                           f"However, you requested {asked} tokens", "type": "BadRequestError", "code": 400}})
+            return
         if fault == "slow":
             time.sleep(owner.slow_s)
 
@@ -154,6 +180,8 @@ class _Handler(BaseHTTPRequestHandler):
             content = "Rating: 2"
         elif fault == "empty":
             content = ""
+        elif fault == "failmsg":
+            content = "Failed to obtain answer via API."
         elif fields is None:
             # not a judge prompt: the preflight 'hello', or a model query when a chat rule is set
             content = owner.chat(user or "") if owner.chat is not None else "Hello! How can I help you today?"
@@ -161,13 +189,18 @@ class _Handler(BaseHTTPRequestHandler):
             content = owner.rule(fields["question"], fields["answer"], fields["prediction"])
         prompt_tokens = max(1, sum(len(str(m.get("content", "")).split()) for m in messages))
         completion_tokens = max(1, len(content.split()))
+        message_content = content
+        if fault == "parts":
+            message_content = [{"type": "text", "text": content}]
+        elif fault == "number":
+            message_content = 3
+        choice = {"index": 0, "message": {"role": "assistant", "content": message_content}, "finish_reason": "stop"}
         self._send_json(200, {
             "id": f"chatcmpl-{owner.total}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                         "finish_reason": "stop"}],
+            "choices": [content] if fault == "choice_str" else [choice],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         })
@@ -195,6 +228,7 @@ class FakeJudgeServer:
         chat: ``chat(user_text) -> reply`` for requests that are not judge prompts (a fake model);
             by default they get a greeting.
         max_requests: chat requests served before the server answers 503 to everything.
+        max_tokens_limit: if set, a request asking for more completion tokens gets HTTP 400.
         lifetime_s: the server shuts itself down after this many seconds.
     """
 
@@ -202,7 +236,7 @@ class FakeJudgeServer:
                  api_key: Optional[str] = None, models: Optional[set] = None, slow_s: float = 2.0,
                  retry_after: str = "0", echo_key: bool = False, max_requests: int = 100_000,
                  chat: Optional[Callable[[str], str]] = None,
-                 lifetime_s: float = 300.0):
+                 lifetime_s: float = 300.0, max_tokens_limit: Optional[int] = None):
         self.latency = latency
         self.rule = rule
         self.api_key = api_key
@@ -213,6 +247,7 @@ class FakeJudgeServer:
         self.chat = chat
         self.max_requests = max_requests
         self.lifetime_s = lifetime_s
+        self.max_tokens_limit = max_tokens_limit
         self.hits: Counter = Counter()
         self.bodies: deque = deque(maxlen=10_000)
         self.auth_headers: set = set()
@@ -267,7 +302,8 @@ class FakeJudgeServer:
     def inject(self, *faults: str, match: Optional[str] = None) -> None:
         """Queue faults for the next requests whose candidate answer contains ``match``
         (any request if ``match`` is None). Each fault is used once, in order."""
-        known = {"429", "500", "slow", "badjson", "prose", "empty"}
+        known = {"429", "500", "slow", "badjson", "prose", "empty", "failmsg", "400",
+                 "parts", "number", "choice_str", "bad_utf8", "html"}
         for f in faults:
             if f not in known:
                 raise ValueError(f"fault must be one of {sorted(known)}, got {f!r}")

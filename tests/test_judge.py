@@ -439,7 +439,7 @@ def test_prose_reply_is_kept_like_vlmevalkit_and_retry_invalid_asks_again(server
     # A plain rerun keeps the cached prose reply: no request.
     out = judge_table(make_table(2), make_judge(server, no_dotenv), cache, progress=False)
     assert list(out["score"]) == [-1, 0] and server.judged() == 2
-    # --judge-retry-invalid asks again and the new reply wins on later runs.
+    # retry_invalid=True (Python API) asks again and the new reply wins on later runs.
     out = judge_table(make_table(2), make_judge(server, no_dotenv, retry_invalid=True), cache, progress=False)
     assert list(out["score"]) == [3, 0] and server.judged() == 3
     out = judge_table(make_table(2), make_judge(server, no_dotenv), cache, progress=False)
