@@ -363,3 +363,30 @@ def test_api_load_clip_keeps_a_long_clip_as_jpeg_files_with_the_same_answers(wid
     finally:
         small.close()
         tight.close()
+
+
+def test_qwen_decodes_and_resizes_on_the_cpu_unless_asked(tiny, demo_root, monkeypatch):
+    """VLMEvalKit decodes with decord and resizes with torchvision on the CPU: by default so do we,
+    whatever the model's device (NVDEC and CUDA's bicubic give other pixels)."""
+    import nrvl.video as V
+    from nrvl.models.qwen import QwenVL
+
+    seen = []
+    real = V.decode_frames
+
+    def spy(path, indices, *, device="cpu", backend=None, timeout=None):
+        seen.append(torch.device(device))
+        return real(path, indices, device=device, backend=backend, timeout=timeout)
+
+    monkeypatch.setattr(V, "decode_frames", spy)
+    path = str(next(iter(sorted((demo_root / "video").glob("*.mp4")))))
+    frames, _, _ = tiny._frames(ModelRequest(index=0, question="q", video_path=path, nframe=8))
+    assert seen == [torch.device("cpu")] and frames.device == tiny.device and frames.dtype == torch.uint8
+
+    gpu = object.__new__(QwenVL)  # the device rule alone, without a GPU
+    gpu.device, gpu.preprocess_device = torch.device("cuda", 1), "cpu"
+    assert gpu.decode_device() == torch.device("cpu")
+    gpu.preprocess_device = "model"
+    assert gpu.decode_device() == torch.device("cuda", 1)
+    with pytest.raises(ModelConfigError, match="preprocess_device must be one of cpu, model, got 'gpu'"):
+        build_model("tiny-qwen2.5-vl", preprocess_device="gpu")

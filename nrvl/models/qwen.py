@@ -5,12 +5,15 @@ Per sample (``reference/mmbench-video.md`` 1.5b and 5):
 1. frames: ``nframes`` = the preset's (8), or ``frame_count // 2 * 2`` for a
    shorter video, made even; for an fps preset (``MMBench_Video_1fps_*``)
    qwen-vl-utils' fps rule (``N / video_fps * fps`` clamped to ``[4, min(768, N)]``,
-   floored to even); at ``torch.linspace(0, N - 1, n).round()`` (qwen-vl-utils), decoded by :func:`nrvl.video.decode_frames` on the model's
-   device (NVDEC with torchcodec on a GPU);
+   floored to even); at ``torch.linspace(0, N - 1, n).round()`` (qwen-vl-utils), decoded by :func:`nrvl.video.decode_frames` on the CPU, as
+   VLMEvalKit decodes (``preprocess_device="model"``: on the model's device, NVDEC
+   with torchcodec on a GPU, faster but not pixel-identical);
 2. resize: qwen-vl-utils' ``smart_resize`` window with VLMEvalKit's pixel
    limits (``min_pixels=1280*28*28``, ``max_pixels=16384*28*28``: 16:9 becomes
-   756x1344), bicubic + antialias, :func:`nrvl.video.qwen_resize`;
-3. noise, after the resize, where the original NRVL applied it;
+   756x1344), bicubic + antialias, :func:`nrvl.video.qwen_resize`, on the CPU
+   (equal to qwen-vl-utils; on the model's device with ``preprocess_device="model"``);
+3. noise, after the resize, where the original NRVL applied it, on the model's
+   device (the resized uint8 frames are moved there);
 4. the processor: the bare question, then the video (no system text of our
    own; the chat template adds its default system turn), ``do_resize=False``
    (the frames already have their final size, and the processor's own resize to
@@ -47,6 +50,8 @@ VLMEVAL_MIN_PIXELS = 1280 * 28 * 28
 VLMEVAL_MAX_PIXELS = 16384 * 28 * 28
 #: How the processor learns the frames' timing: not at all (VLMEvalKit), or the real fps and indices.
 VIDEO_TIMINGS = ("vlmevalkit", "real")
+#: Where a sample is decoded and resized: the CPU (VLMEvalKit's pixels) or the model's device.
+PREPROCESS_DEVICES = ("cpu", "model")
 #: VLMEvalKit ``Qwen2VLChat.generate_inner`` (transformers path). ``top_k=1`` makes it argmax decoding.
 VLMEVAL_GENERATION = {"max_new_tokens": 2048, "top_p": 0.001, "top_k": 1, "temperature": 0.01,
                       "repetition_penalty": 1.0, "do_sample": True}
@@ -87,13 +92,18 @@ class QwenVL(VideoModel):
         batch_size: default samples per call.
         video_timing: ``"vlmevalkit"`` (default: the processor gets no video metadata, as in
             VLMEvalKit) or ``"real"`` (the real fps and frame indices).
+        preprocess_device: where decoding and the resize run: ``"cpu"`` (default: the pixels
+            VLMEvalKit's CPU decode and qwen-vl-utils' resize give) or ``"model"`` (the model's
+            device: NVDEC and the GPU's bicubic on CUDA, faster; decoded values can differ by a
+            few levels and resized ones by 1). The noise runs on the model's device either way.
     """
 
     def __init__(self, name: str, path: str, *, device: str = "cpu", dtype: Optional[str] = None,
                  attn_implementation: Optional[str] = None, min_pixels: float = VLMEVAL_MIN_PIXELS,
                  max_pixels: float = VLMEVAL_MAX_PIXELS, total_pixels: Optional[float] = None,
                  max_new_tokens: int = VLMEVAL_GENERATION["max_new_tokens"], decode_backend: Optional[str] = None,
-                 batch_size: int = 1, video_timing: str = "vlmevalkit", **unused):
+                 batch_size: int = 1, video_timing: str = "vlmevalkit", preprocess_device: str = "cpu",
+                 **unused):
         import torch
         from transformers import AutoProcessor, GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
@@ -101,7 +111,11 @@ class QwenVL(VideoModel):
             logger.debug("QwenVL ignores options %s", sorted(unused))
         if video_timing not in VIDEO_TIMINGS:
             raise ModelConfigError(f"video_timing must be one of {', '.join(VIDEO_TIMINGS)}, got {video_timing!r}")
+        if preprocess_device not in PREPROCESS_DEVICES:
+            raise ModelConfigError(f"preprocess_device must be one of {', '.join(PREPROCESS_DEVICES)}, "
+                                   f"got {preprocess_device!r}")
         self.video_timing = video_timing
+        self.preprocess_device = preprocess_device
         self.name = name
         self.path = path
         self.device = torch.device(device)
@@ -143,7 +157,8 @@ class QwenVL(VideoModel):
 
     # -- preprocessing ----------------------------------------------------------------------
     def _frames(self, req: ModelRequest):
-        """Decode and resize one sample's frames: uint8 ``[n, 3, h, w]`` on the model's device."""
+        """Decode and resize one sample's frames (on :meth:`decode_device`): uint8 ``[n, 3, h, w]``
+        on the model's device."""
         import torch
 
         from nrvl.video import VideoDecodeError, decode_frames, qwen_resize, qwen_sample
@@ -158,12 +173,19 @@ class QwenVL(VideoModel):
             seen["info"], seen["idx"] = info, idx
             return idx
 
-        frames = decode_frames(req.video_path, pick, device=self.device, backend=self.decode_backend)
+        frames = decode_frames(req.video_path, pick, device=self.decode_device(), backend=self.decode_backend)
         resized = qwen_resize(frames, min_pixels=self.min_pixels, max_pixels=self.max_pixels,
                               total_pixels=self.total_pixels)
+        del frames
         # qwen_resize returns float32 holding integers 0..255, so this cast is lossless; the noise then
         # works on uint8 as the original's noise functions returned uint8 to the processor.
-        return resized.to(torch.uint8), seen["info"], seen["idx"]
+        return resized.to(torch.uint8).to(self.device), seen["info"], seen["idx"]
+
+    def decode_device(self):
+        """Where samples are decoded and resized: the CPU, or the model's device (``preprocess_device``)."""
+        import torch
+
+        return self.device if self.preprocess_device == "model" else torch.device("cpu")
 
     def prompt(self, question: str) -> str:
         """The chat-template text for one question: the question first, then the video (VLMEvalKit's order)."""
