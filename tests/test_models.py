@@ -390,3 +390,18 @@ def test_qwen_decodes_and_resizes_on_the_cpu_unless_asked(tiny, demo_root, monke
     assert gpu.decode_device() == torch.device("cuda", 1)
     with pytest.raises(ModelConfigError, match="preprocess_device must be one of cpu, model, got 'gpu'"):
         build_model("tiny-qwen2.5-vl", preprocess_device="gpu")
+
+
+def test_attention_default_warns_when_cuda_lacks_flash_attn(caplog):
+    import logging
+
+    from nrvl.models.qwen import default_attention
+
+    with caplog.at_level(logging.WARNING, logger="nrvl.models.qwen"):
+        assert default_attention("Q", cuda=True, flash_attn=True) == "flash_attention_2"
+        assert default_attention("Q", cuda=False, flash_attn=False) == "sdpa"
+        assert default_attention("Q", cuda=False, flash_attn=True) == "sdpa"
+        assert not caplog.records
+        assert default_attention("Q", cuda=True, flash_attn=False) == "sdpa"
+    (rec,) = caplog.records
+    assert "flash_attn is not installed" in rec.getMessage() and rec.getMessage().startswith("Q: ")

@@ -77,6 +77,17 @@ def _flash_attn_available() -> bool:
     return importlib.util.find_spec("flash_attn") is not None
 
 
+def default_attention(name: str, cuda: bool, flash_attn: bool) -> str:
+    """VLMEvalKit's flash-attention 2 on CUDA when the package is there; else SDPA, with a warning
+    on CUDA (bf16 answers can then differ from VLMEvalKit's in rare tokens)."""
+    if cuda and flash_attn:
+        return "flash_attention_2"
+    if cuda:
+        logger.warning("%s: flash_attn is not installed, so attention runs as SDPA; VLMEvalKit uses "
+                       "flash-attention 2, and bf16 answers can differ in rare tokens", name)
+    return "sdpa"
+
+
 class QwenVL(VideoModel):
     """Qwen2.5-VL-{3B,7B}-Instruct (or any Qwen2.5-VL checkpoint folder).
 
@@ -125,7 +136,7 @@ class QwenVL(VideoModel):
         else:
             self.dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
         if attn_implementation is None:
-            attn_implementation = "flash_attention_2" if cuda and _flash_attn_available() else "sdpa"
+            attn_implementation = default_attention(name, cuda, _flash_attn_available())
         self.attn_implementation = attn_implementation
         self.min_pixels, self.max_pixels, self.total_pixels = min_pixels, max_pixels, total_pixels
         self.decode_backend = decode_backend
