@@ -90,28 +90,67 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _make_parents(path: Path) -> None:
+    """Create ``path``'s missing parent folders; fsync the folder holding each new one, once,
+    so the new folders (and what goes in them) survive a power cut."""
+    parent = path.parent
+    missing = []
+    where = parent
+    while not where.is_dir() and where != where.parent:
+        missing.append(where)
+        where = where.parent
+    if not missing:
+        return
+    parent.mkdir(parents=True, exist_ok=True)
+    for folder in reversed(missing):  # top down: each new folder's entry lives in its parent
+        _fsync_dir(folder.parent)
+
+
+def _name_the_file(e: OSError, path: Path, always: bool = False) -> OSError:
+    """``e`` with ``filename`` set to ``path`` when the OS left it out (a failed write or fsync),
+    or ``always`` (the OS named our hidden temp file), and marked as a write, so the one-line
+    error can say which file could not be written."""
+    if always or getattr(e, "filename", None) is None:
+        e.filename, e.filename2 = str(path), None
+    e.nrvl_write = True
+    return e
+
+
 def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temp file in the same dir, fsync, rename).
 
     Args:
-        path: target file; its parent directory is created if missing.
+        path: target file; its parent directory is created if missing (and the folders
+            above each new one fsynced).
         data: the complete new content.
 
     Returns:
         The target path.
+
+    Raises:
+        OSError: the write failed (disk full, permission, a folder in the way); its
+            ``filename`` is the target (a folder that could not be made names itself).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temp(path)
+    try:
+        _make_parents(path)
+    except OSError as e:
+        raise _name_the_file(e, path)
+    try:
+        fd, tmp = _create_temp(path)
+    except OSError as e:
+        raise _name_the_file(e, path, always=True)
     try:
         with os.fdopen(fd, "wb") as fh:
             _write_durably(fh, data, "atomic.torn")  # tests: killed with half the bytes in the temp file
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise _name_the_file(e, path, always=True)
         raise
     _fsync_dir(path.parent)
     _remove_stale_temps(path)
@@ -134,6 +173,13 @@ def append_jsonl(path: PathLike, records: Union[dict, Iterable[dict]]) -> None:
     All lines of one call go out in a single write. If the file ends in a
     truncated line (a killed writer), a newline is written first so the new
     record starts on a line of its own.
+
+    The call that creates the file (and any missing folder above it) also fsyncs
+    the folder that holds each new entry, so after a power cut the file is
+    there with every record that was fsynced into it.
+
+    Raises:
+        OSError: the write failed; ``filename`` is ``path`` when the OS gave none.
     """
     if isinstance(records, dict):
         records = [records]
@@ -141,15 +187,21 @@ def append_jsonl(path: PathLike, records: Union[dict, Iterable[dict]]) -> None:
     if not payload:
         return
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "ab") as fh:
-        if fh.tell() > 0:
-            with open(path, "rb") as probe:
-                probe.seek(-1, os.SEEK_END)
-                if probe.read(1) != b"\n":
-                    payload = "\n" + payload
-        data = payload.encode("utf-8")
-        _write_durably(fh, data, "jsonl.torn")  # tests: killed half way through a record
+    try:
+        _make_parents(path)
+        created = not os.path.lexists(path)
+        with open(path, "ab") as fh:
+            if fh.tell() > 0:
+                with open(path, "rb") as probe:
+                    probe.seek(-1, os.SEEK_END)
+                    if probe.read(1) != b"\n":
+                        payload = "\n" + payload
+            data = payload.encode("utf-8")
+            _write_durably(fh, data, "jsonl.torn")  # tests: killed half way through a record
+        if created:  # the new file's directory entry: once, when the file is made
+            _fsync_dir(path.parent)
+    except OSError as e:
+        raise _name_the_file(e, path)
     _faults.kill_point("jsonl.appended")
 
 

@@ -71,6 +71,27 @@ def info_from_env(env=None) -> DistInfo:
     return DistInfo(rank=rank, world_size=world, local_rank=local)
 
 
+def timeout_from_env(env=None) -> float:
+    """``DIST_TIMEOUT``: seconds a collective may wait (:data:`DEFAULT_TIMEOUT_S` when unset or empty).
+
+    Raises:
+        ValueError: not a finite number of seconds > 0.
+    """
+    import math
+
+    env = os.environ if env is None else env
+    raw = env.get("DIST_TIMEOUT")
+    if raw is None or not str(raw).strip():
+        return float(DEFAULT_TIMEOUT_S)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"environment variable DIST_TIMEOUT must be a number of seconds > 0, got {raw!r}")
+    return value
+
+
 def shard(items: Sequence[T], rank: int, world_size: int) -> list[T]:
     """The items rank ``rank`` of ``world_size`` processes handles: ``items[rank::world_size]``.
 
@@ -112,7 +133,7 @@ def init(info: DistInfo, device: str, timeout_s: float | None = None) -> None:
     if dist.is_initialized():
         return
     if timeout_s is None:
-        timeout_s = float(os.environ.get("DIST_TIMEOUT", DEFAULT_TIMEOUT_S))
+        timeout_s = timeout_from_env()
     backend = "gloo"
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
@@ -154,11 +175,12 @@ def broadcast(obj: Any, src: int = 0) -> Any:
     return box[0]
 
 
-def gather_errors(error: str | None) -> list[str]:
-    """Every rank's error message (None for none), so all ranks stop together.
+def gather_errors(error: Any) -> list:
+    """Every rank's error (None for none), so all ranks stop together.
 
-    Each rank passes its own error or None; every rank gets the list of
-    non-empty messages from all ranks. A collective: every rank must call it.
+    Each rank passes its own error (a message, or any small picklable value such as
+    ``(message, exit code)``) or None; every rank gets the list of the non-empty ones
+    from all ranks, in rank order. A collective: every rank must call it.
     """
     if not _group_ready():
         return [error] if error else []

@@ -17,8 +17,16 @@ Order of work, so that a mistake costs seconds, not hours:
    batch prepared (decode, resize, noise, processor) in a worker thread while
    the model generates; a progress bar on rank 0 shows samples/s and ETA;
 4. after a barrier rank 0 merges the stores in TSV order into
-   ``{model}_{data}_{noise}_{ratio}.tsv``, judges it (cached), and writes
+   ``{model}_{data}_{noise}_{ratio}.tsv`` (and ``<that>.meta.json``: the settings
+   it was made with, so ``--mode eval`` judges only predictions of its own
+   settings), judges it (cached), and writes
    ``{model}_{data}_{noise}_{ratio}_{judge}_rating.json`` and ``..._score.tsv``.
+
+Errors are one line and an exit status (2 bad input, 1 a failed run, such as a
+file that cannot be written). Under torchrun any exception of a rank's model
+build or inference (an out-of-memory error too) becomes ``rank r: <what>``,
+which every rank learns at the next collective, so all stop together at once;
+a single process keeps the traceback of such a crash.
 
 Files go to ``<work-dir>/<model>/<noise or origin>/``; a clean run is named
 ``..._None_None`` as in the original.
@@ -36,7 +44,7 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -46,6 +54,7 @@ from nrvl._faults import kill_point
 logger = logging.getLogger("nrvl.evaluate")
 
 DEFAULT_JUDGE = "gpt-4-turbo"  # VLMEvalKit's default for every MMBench_Video preset
+DEFAULT_DECODE_BACKEND = "torchcodec"  # left out of run fingerprints, so stores written before it was there match
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -222,16 +231,77 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
-def _collective(error: Optional[str], info: dist.DistInfo, code: int = EXIT_BAD_INPUT) -> None:
-    """Every rank learns every rank's error; all stop together with the first one."""
+def _collective(error, info: dist.DistInfo, code: int = EXIT_BAD_INPUT) -> None:
+    """Every rank learns every rank's error; all stop together with the first one.
+
+    ``error`` is None, a one-line message (exit ``code``), or ``(message, exit code)``.
+    """
+    if error is not None and not isinstance(error, tuple):
+        error = (str(error), code)
     errors = dist.gather_errors(error)
     if errors:
-        raise EvalError(errors[0], code)
+        message, first_code = errors[0]
+        raise EvalError(message, first_code)
+
+
+def describe_os_error(e: OSError) -> str:
+    """One line for a file that could not be written or read, naming it: ``cannot write <path>: <reason>``."""
+    reason = e.strerror or _one_line(e)
+    path = e.filename
+    if path is None:
+        return f"I/O error: {reason}"
+    verb = "write" if getattr(e, "nrvl_write", False) else "read or write"
+    return f"cannot {verb} {path}: {reason}"
+
+
+def _rank_error(info: dist.DistInfo, e: Exception, verbose: bool = False, config_code: int = EXIT_BAD_INPUT) -> tuple:
+    """``(one line, exit code)`` for an exception of rank ``info.rank``'s inference, for :func:`_collective`:
+    a configuration error as it is (exit ``config_code``), anything else as ``rank r: <what>`` (exit 1),
+    its traceback logged here with ``--verbose``."""
+    from nrvl.models import ModelConfigError
+
+    if isinstance(e, EvalError):
+        return _one_line(e), e.code
+    if isinstance(e, ModelConfigError):
+        return _one_line(e), config_code
+    if verbose:
+        logger.error("rank %d failed", info.rank, exc_info=e)
+    text = describe_os_error(e) if isinstance(e, OSError) else f"{type(e).__name__}: {_one_line(e)}"
+    return f"rank {info.rank}: {text}", EXIT_FAILED
+
+
+#: HTTP client loggers: at INFO they log every request's full URL, and a base URL may hold
+#: credentials (``http://user:key@host/v1``); they stay at WARNING even with ``--verbose``.
+HTTP_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "urllib3")
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@")
+
+
+class _RedactUserinfo(logging.Filter):
+    """Masks the userinfo (``user:password@``) of any URL in a log record's text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record: leave it to the handler
+            return True
+        if "@" in text and _USERINFO.search(text):
+            record.msg, record.args = _USERINFO.sub(r"\g<scheme>***@", text), None
+        return True
 
 
 def _quiet_libraries(verbose: bool) -> None:
     level = logging.INFO if verbose else logging.WARNING
+    root = logging.getLogger()
+    before = list(root.handlers)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in root.handlers:
+        if handler not in before and not any(isinstance(f, _RedactUserinfo) for f in handler.filters):
+            handler.addFilter(_RedactUserinfo())  # the handler set up here: no URL credentials, whatever logs
+    for name in HTTP_LOGGERS:
+        lib = logging.getLogger(name)
+        lib.setLevel(logging.WARNING)
+        if not any(isinstance(f, _RedactUserinfo) for f in lib.filters):
+            lib.addFilter(_RedactUserinfo())
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         import transformers
@@ -385,7 +455,7 @@ def run(args):
     Lists in ``--noise_name``/``--ratio`` make it a sweep (:func:`nrvl.sweep.run_sweep`),
     which returns the paths of every run, the clean one first.
     """
-    info = dist.info_from_env()
+    info = _dist_info()
     _check_flags(args)
     _check_work_dir(args.work_dir)
     from nrvl import sweep
@@ -401,15 +471,28 @@ def run(args):
 
     if args.mode != "eval":
         _run_inference(args, info, setup.device, setup.samples, nframe, data_tag, paths,
-                       donor_pool=setup.dataset.samples(), fps=fps)
+                       donor_pool=setup.dataset.samples(), fps=fps, store_kwargs=setup.store_kwargs)
     if not info.is_main:
         return paths
     table = setup.dataset.rows(args.limit)
     if args.mode != "eval":
-        _merge(args, nframe, data_tag, paths, table, fps=fps)
+        _merge(args, nframe, data_tag, paths, table, fps=fps, store_kwargs=setup.store_kwargs)
+    else:
+        check_predictions(args, nframe, data_tag, paths, table, fps=fps, store_kwargs=setup.store_kwargs)
     if judge_name:
         _judge_and_rate(paths, table, setup.judge, judge_name)
     return paths
+
+
+def _dist_info() -> dist.DistInfo:
+    """This process's rank and world from torchrun's environment; a bad value is a one-line error (exit 2)."""
+    try:
+        info = dist.info_from_env()
+        if info.distributed:
+            dist.timeout_from_env()
+    except ValueError as e:
+        raise EvalError(_one_line(e)) from None
+    return info
 
 
 @dataclass
@@ -424,6 +507,9 @@ class Setup:
         device: the model's torch device.
         dataset: the loaded dataset; ``samples`` what the model is asked: the first ``--limit``
             questions, or in pack mode one pack per video of them.
+        store_kwargs: extra :class:`nrvl.store.PredictionStore` arguments: in pack mode the
+            questions each video's pack asks (``questions``) and all of them
+            (``legacy_questions``, what a pack record written without its question list asked).
     """
 
     nframe: Optional[int]
@@ -434,6 +520,15 @@ class Setup:
     dataset: object
     samples: list
     fps: Optional[float] = None
+    store_kwargs: dict = field(default_factory=dict)
+
+
+def _questions_by_video(samples) -> dict:
+    """Video id -> the question indices of ``samples`` (TSV order) from that video: what its pack asks."""
+    out: dict = {}
+    for s in samples:
+        out.setdefault(str(s.video), []).append(s.index)
+    return out
 
 
 def _setup(args, info) -> Setup:
@@ -469,7 +564,12 @@ def _setup(args, info) -> Setup:
     except DatasetError as e:
         error = _one_line(e)
     _collective(error, info)
-    return Setup(nframe, data_tag, judge_name, judge, device, dataset, dataset.queries(args.limit), fps)
+    store_kwargs = {}
+    if spec.pack:  # a stored pack is reused only by a run asking its video the same questions
+        store_kwargs = {"questions": _questions_by_video(dataset.samples(args.limit)),
+                        "legacy_questions": _questions_by_video(dataset.samples())}
+    return Setup(nframe, data_tag, judge_name, judge, device, dataset, dataset.queries(args.limit), fps,
+                 store_kwargs)
 
 
 def _is_api(model: str) -> bool:
@@ -505,18 +605,72 @@ def _build_judge(args, judge_name: str):
     return judge
 
 
-def _fingerprint(args, nframe: Optional[int], data_tag: str, fps: Optional[float] = None) -> str:
-    from nrvl.store import run_fingerprint
+def run_settings(args, nframe: Optional[int], data_tag: str, fps: Optional[float] = None) -> dict:
+    """The settings that determine a run's predictions: what its fingerprint hashes.
 
+    Keys added over time are present only when they differ from what runs before them
+    did (``fps`` when set, ``decode_backend`` when not torchcodec), and values equal to a
+    default are written as the default's (``max_new_tokens`` None when it is the
+    model's own), so stores of earlier runs keep the fingerprint they were written with.
+    """
     settings = {
         "model": args.model, "api_model": args.api_model, "data": args.data, "data_tag": data_tag, "nframe": nframe,
-        "noise": args.noise_name, "ratio": args.ratio, "seed": args.seed, "max_new_tokens": args.max_new_tokens,
+        "noise": args.noise_name, "ratio": args.ratio, "seed": args.seed,
+        "max_new_tokens": _max_new_tokens_setting(args),
     }
     if fps is not None:  # only then, so stores of nframe runs keep the fingerprint they were written with
         settings["fps"] = fps
     if _uses_video_timing(args.model):  # answers made with another timing are not reused
         settings["video_timing"] = getattr(args, "video_timing", "vlmevalkit")
-    return run_fingerprint(settings)
+    backend = _decode_backend_setting(args)
+    if backend is not None:  # frames of another decoder (edit lists, open GOPs) are not mixed in
+        settings["decode_backend"] = backend
+    return settings
+
+
+def _fingerprint(args, nframe: Optional[int], data_tag: str, fps: Optional[float] = None) -> str:
+    from nrvl.store import run_fingerprint
+
+    return run_fingerprint(run_settings(args, nframe, data_tag, fps))
+
+
+def _model_default_max_new_tokens(model: str) -> Optional[int]:
+    """The generation cap ``model`` uses when ``--max-new-tokens`` is not given, or None when its
+    adapter has no such setting."""
+    import inspect
+
+    from nrvl.models import get_manifest, model_class
+
+    try:
+        manifest = get_manifest(model)
+        if manifest.kwargs.get("max_new_tokens") is not None:
+            return int(manifest.kwargs["max_new_tokens"])
+        param = inspect.signature(model_class(model).__init__).parameters.get("max_new_tokens")
+    except Exception:  # noqa: BLE001 - an adapter that cannot be imported: no default known
+        return None
+    if param is None or param.default is inspect.Parameter.empty or param.default is None:
+        return None
+    return int(param.default)
+
+
+def _max_new_tokens_setting(args) -> Optional[int]:
+    """``--max-new-tokens`` as the fingerprint holds it: None for the model's default, given or not."""
+    value = getattr(args, "max_new_tokens", None)
+    if value is None or value == _model_default_max_new_tokens(args.model):
+        return None
+    return value
+
+
+def _decode_backend_setting(args) -> Optional[str]:
+    """The decoder the run's videos go through, when not the default (torchcodec): from
+    ``--decode-backend``, else ``$NRVL_VIDEO_BACKEND``, decord when torchcodec has no FFmpeg."""
+    from nrvl.video import resolve_backend
+
+    try:
+        backend = resolve_backend(getattr(args, "decode_backend", None))
+    except ValueError as e:
+        raise EvalError(_one_line(e)) from None
+    return None if backend == DEFAULT_DECODE_BACKEND else backend
 
 
 def _build_model(args, device):
@@ -540,26 +694,48 @@ def _uses_video_timing(model: str) -> bool:
         return False
 
 
-def _run_inference(args, info, device, samples, nframe, data_tag, paths, donor_pool=None, fps=None) -> None:
+def _collected(e: Exception, info: dist.DistInfo) -> bool:
+    """Whether an exception of a rank's inference goes to :func:`_collective` as one line.
+
+    Under torchrun every one does: a rank that raised past the collective would leave the
+    others waiting in it for ``DIST_TIMEOUT``. A single process passes on what is not a
+    configuration error (a crash keeps its traceback; ``main`` makes an ``OSError`` one line).
+    """
     from nrvl.models import ModelConfigError
+
+    return info.distributed or isinstance(e, (EvalError, ModelConfigError))
+
+
+def _run_inference(args, info, device, samples, nframe, data_tag, paths, donor_pool=None, fps=None,
+                   store_kwargs=None) -> None:
     from nrvl.store import PredictionStore, key_of
 
-    store = PredictionStore(paths.folder, paths.stem, _fingerprint(args, nframe, data_tag, fps), rank=info.rank)
-    done = store.done_keys()
-    mine = [s for s in dist.shard(samples, info.rank, info.world_size) if key_of(s.index) not in done]
-    requests = _requests(mine, args, nframe, dataset_samples=donor_pool if donor_pool is not None else samples,
-                         fps=fps)
-    if info.is_main:
-        stored = sum(key_of(s.index) in done for s in samples)
-        print(f"[nrvl] {args.model} on {len(samples)} samples: {len(samples) - stored} to run over "
-              f"{info.world_size} rank(s), {stored} already stored in {paths.folder}", file=sys.stderr)
+    verbose = bool(getattr(args, "verbose", False))
+    error, requests, store = None, [], None
+    try:
+        store = PredictionStore(paths.folder, paths.stem, _fingerprint(args, nframe, data_tag, fps), rank=info.rank,
+                                **(store_kwargs or {}))
+        done = store.done_keys()
+        mine = [s for s in dist.shard(samples, info.rank, info.world_size) if key_of(s.index) not in done]
+        requests = _requests(mine, args, nframe, dataset_samples=donor_pool if donor_pool is not None else samples,
+                             fps=fps)
+        if info.is_main:
+            stored = sum(key_of(s.index) in done for s in samples)
+            print(f"[nrvl] {args.model} on {len(samples)} samples: {len(samples) - stored} to run over "
+                  f"{info.world_size} rank(s), {stored} already stored in {paths.folder}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - every rank must reach the collective below
+        if not _collected(e, info):
+            raise
+        error = _rank_error(info, e, verbose)
 
-    model, error = None, None
-    if requests:
+    model = None
+    if requests and error is None:
         try:
             model = _build_model(args, device)
-        except ModelConfigError as e:
-            error = _one_line(e)
+        except Exception as e:  # noqa: BLE001 - as above
+            if not _collected(e, info):
+                raise
+            error = _rank_error(info, e, verbose)
     _collective(error, info)
 
     error = None
@@ -569,19 +745,23 @@ def _run_inference(args, info, device, samples, nframe, data_tag, paths, donor_p
             counts = infer(model, requests, store, batch_size=batch_size, info=info, prefetch=args.prefetch)
             if counts["failed"]:
                 logger.warning("rank %d: %d sample(s) failed; rerun to retry them", info.rank, counts["failed"])
-        except ModelConfigError as e:
-            error = _one_line(e)
+        except Exception as e:  # noqa: BLE001 - as above; KeyboardInterrupt is not caught
+            if not _collected(e, info):
+                raise
+            error = _rank_error(info, e, verbose, config_code=EXIT_FAILED)
         finally:
             model.close()
     _collective(error, info, EXIT_FAILED)  # also the barrier before rank 0 merges
 
 
-def _merge(args, nframe, data_tag, paths, table, fps=None) -> None:
-    from nrvl.store import IncompletePredictionsError, PredictionStore, write_predictions
+def _merge(args, nframe, data_tag, paths, table, fps=None, store_kwargs=None) -> None:
+    from nrvl.store import IncompletePredictionsError, PredictionStore, run_fingerprint, write_predictions
 
     from nrvl.data import get_spec
 
-    store = PredictionStore(paths.folder, paths.stem, _fingerprint(args, nframe, data_tag, fps))
+    settings = run_settings(args, nframe, data_tag, fps)
+    fingerprint = run_fingerprint(settings)
+    store = PredictionStore(paths.folder, paths.stem, fingerprint, **(store_kwargs or {}))
     pack = get_spec(args.data).pack
     try:
         if pack:  # one stored reply per video, parsed into one prediction per question as VLMEvalKit does
@@ -602,12 +782,87 @@ def _merge(args, nframe, data_tag, paths, table, fps=None) -> None:
         print(f"[nrvl] pack answers of {len(videos)} video(s): parsed {stats['PARSE_OK']}, unparsable "
               f"{stats['PARSE_FAIL']}, failed {stats['GEN_FAIL']}; {stats['VALIDQ']} of {len(table)} questions "
               f"answered, {stats['INVALIDQ']} not (scored -1)", file=sys.stderr)
-    write_predictions(merged, paths.predictions)
+    write_predictions(merged, paths.predictions, meta={"run": fingerprint, "settings": settings, "limit": args.limit,
+                                                        "rows": len(merged)})
     failed = store.failed_keys()
     if failed:
         print(f"[nrvl] {len(failed)} sample(s) have no answer (failed); rerun the same command to retry them",
               file=sys.stderr)
     print(f"[nrvl] predictions: {paths.predictions}", file=sys.stderr)
+
+
+def _store_covers(store, table, pack: bool) -> bool:
+    """Whether ``store`` has a record (done or failed) for every question of ``table`` (every video, in pack mode)."""
+    from nrvl.store import key_of
+
+    records = store.load()
+    keys = {key_of(str(v)) for v in table["video"]} if pack else {key_of(i) for i in table["index"]}
+    return bool(keys) and all(k in records for k in keys)
+
+
+def _settings_diff(made: Optional[dict], wanted: dict) -> str:
+    """``seed=0, max_new_tokens=32 (this command: seed=1, max_new_tokens=None)``; keys either side has."""
+    made = made if isinstance(made, dict) else {}
+    keys = [k for k in sorted(set(made) | set(wanted)) if made.get(k, "<unset>") != wanted.get(k, "<unset>")]
+    if not keys:  # a sidecar without settings, or one edited by hand
+        return "their fingerprint differs (settings not recorded)"
+
+    def show(d):
+        return ", ".join(f"{k}={d[k]}" if k in d else f"{k} unset" for k in keys)
+
+    return f"{show(made)} (this command: {show(wanted)})"
+
+
+def check_predictions(args, nframe, data_tag, paths, table, fps=None, store_kwargs=None) -> None:
+    """``--mode eval``: make sure ``<stem>.tsv`` holds this command's predictions before they are judged.
+
+    The sidecar ``<stem>.tsv.meta.json`` (:func:`nrvl.store.write_predictions`) names the run
+    the TSV was merged from and binds itself to the TSV's bytes. When it names this run,
+    the TSV is judged. Otherwise (another run, no sidecar, or a TSV changed since it was
+    written) and the store holds a record of this run for every question, the TSV is
+    merged again from the store. Failing that:
+
+    * a sidecar of another run is a one-line error naming the settings that differ;
+    * without a usable sidecar, a store holding records of other settings only is an
+      error as well (the TSV is likely theirs);
+    * with neither (outputs of an NRVL that kept no sidecar, or no store at all) the TSV
+      is judged as this command's, with a warning.
+
+    Raises:
+        EvalError: predictions of other settings (exit 2).
+    """
+    from nrvl.data import get_spec
+    from nrvl.store import PredictionStore, read_predictions_meta, run_fingerprint
+
+    settings = run_settings(args, nframe, data_tag, fps)
+    fingerprint = run_fingerprint(settings)
+    tsv = paths.predictions
+    meta, status = read_predictions_meta(tsv) if tsv.is_file() else (None, "no-tsv")
+    if status == "ok" and meta["run"] == fingerprint:
+        return
+    store = PredictionStore(paths.folder, paths.stem, fingerprint, **(store_kwargs or {}))
+    if _store_covers(store, table, get_spec(args.data).pack):
+        why = {"no-tsv": "no predictions TSV", "ok": f"{tsv.name} holds another run's predictions",
+               "missing": f"{tsv.name} has no {tsv.name}.meta.json", "unreadable": f"{tsv.name}.meta.json is unreadable",
+               "other-tsv": f"{tsv.name} changed after its {tsv.name}.meta.json was written"}[status]
+        print(f"[nrvl] {why}; merging this run's predictions again from its store", file=sys.stderr)
+        _merge(args, nframe, data_tag, paths, table, fps=fps, store_kwargs=store_kwargs)
+        return
+    if status == "no-tsv":
+        return  # _judge_and_rate says there are no predictions
+    rerun = "rerun with --mode all (or infer) to make them; finished samples of the store are reused"
+    if status == "ok":
+        raise EvalError(f"{tsv} holds predictions of other settings: {_settings_diff(meta.get('settings'), settings)}; "
+                        f"{rerun}")
+    what = {"missing": f"has no settings record ({tsv.name}.meta.json)",
+            "unreadable": f"has an unreadable settings record ({tsv.name}.meta.json)",
+            "other-tsv": f"changed after its settings record ({tsv.name}.meta.json) was written"}[status]
+    others = sorted(run for run in store.runs() if run != fingerprint)
+    if others:
+        raise EvalError(f"{tsv} {what}, and the store beside it holds predictions of {len(others)} other "
+                        f"setting(s) and too few of this command's: it is likely not this command's; {rerun}")
+    logger.warning("%s %s (written by an older NRVL, or by hand?) and no store contradicts it: judging it as "
+                   "this command's predictions", tsv, what)
 
 
 def _judge_and_rate(paths, table, judge, judge_name) -> None:
@@ -649,7 +904,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         prog = "nrvl eval" if os.path.basename(sys.argv[0] or "") == "nrvl" else "eval/run.py"
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    is_main = os.environ.get("RANK", "0") in ("", "0")
+    try:
+        is_main = dist.info_from_env().is_main
+    except ValueError:  # a bad RANK or WORLD_SIZE: say so, whichever process this is
+        is_main = True
     try:
         run(args)
         return EXIT_OK
@@ -657,6 +915,10 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
         if is_main:
             print(f"{prog}: error: {e}", file=sys.stderr)
         return e.code
+    except OSError as e:  # a file that cannot be written: disk full, permission, a folder in the way
+        if is_main:
+            print(f"{prog}: error: {describe_os_error(e)}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         if is_main:
             print(f"{prog}: interrupted; finished samples are stored, rerun the same command to resume",

@@ -552,7 +552,7 @@ def run_sweep(args, info: Optional[dist.DistInfo] = None) -> list[RunPaths]:
     """
     from nrvl import evaluate as E
 
-    info = info or dist.info_from_env()
+    info = info or E._dist_info()
     variants = plan_variants(args.noise_name, args.ratio)
     E._quiet_libraries(args.verbose)
     setup = E._setup(args, info)
@@ -572,7 +572,8 @@ def run_sweep(args, info: Optional[dist.DistInfo] = None) -> list[RunPaths]:
     table = setup.dataset.rows(args.limit)
     if args.mode != "eval":
         for r in runs:
-            E._merge(r.args, setup.nframe, setup.data_tag, r.paths, table, fps=setup.fps)
+            E._merge(r.args, setup.nframe, setup.data_tag, r.paths, table, fps=setup.fps,
+                     store_kwargs=setup.store_kwargs)
     judge, unjudged = None, []
     if setup.judge_name:
         judge = SharedJudge(setup.judge)
@@ -581,6 +582,9 @@ def run_sweep(args, info: Optional[dist.DistInfo] = None) -> list[RunPaths]:
         for r in runs:
             judge.begin_run()
             try:
+                if args.mode == "eval":  # the TSV must hold this run's predictions (or be merged again)
+                    E.check_predictions(r.args, setup.nframe, setup.data_tag, r.paths, table, fps=setup.fps,
+                                        store_kwargs=setup.store_kwargs)
                 E._judge_and_rate(r.paths, table, judge, setup.judge_name)
             except EvalError as e:
                 if str(r.paths.predictions) not in str(e):  # the judge itself failed: it would fail every run
@@ -600,34 +604,41 @@ def run_sweep(args, info: Optional[dist.DistInfo] = None) -> list[RunPaths]:
 
 def _inference(args, info, setup, runs: list[_Run], counts: SweepCounts) -> None:
     from nrvl import evaluate as E
-    from nrvl.models import ModelConfigError
     from nrvl.store import PredictionStore, key_of
 
+    verbose = bool(getattr(args, "verbose", False))
     mine = dist.shard(setup.samples, info.rank, info.world_size)
-    jobs, stored = [], 0
-    for r in runs:
-        fingerprint = E._fingerprint(r.args, setup.nframe, setup.data_tag, setup.fps)
-        store = PredictionStore(r.paths.folder, r.paths.stem, fingerprint, rank=info.rank)
-        done = store.done_keys()
-        todo = [s for s in mine if key_of(s.index) not in done]
-        reqs = E._requests(todo, r.args, setup.nframe, setup.dataset.samples(), fps=setup.fps)
-        jobs.append(_Job(r.variant, store, {key_of(q.index): q for q in reqs}))
-        stored += sum(key_of(s.index) in done for s in setup.samples)
+    jobs, stored, error = [], 0, None
+    try:
+        for r in runs:
+            fingerprint = E._fingerprint(r.args, setup.nframe, setup.data_tag, setup.fps)
+            store = PredictionStore(r.paths.folder, r.paths.stem, fingerprint, rank=info.rank, **setup.store_kwargs)
+            done = store.done_keys()
+            todo = [s for s in mine if key_of(s.index) not in done]
+            reqs = E._requests(todo, r.args, setup.nframe, setup.dataset.samples(), fps=setup.fps)
+            jobs.append(_Job(r.variant, store, {key_of(q.index): q for q in reqs}))
+            stored += sum(key_of(s.index) in done for s in setup.samples)
+    except Exception as e:  # noqa: BLE001 - every rank must reach the collective below
+        if not E._collected(e, info):
+            raise
+        error = E._rank_error(info, e, verbose)
     n, total = len(setup.samples), len(setup.samples) * len(runs)
     noisy = sorted({r.variant.noise for r in runs if r.variant.noise})
     ratios = sorted({r.variant.ratio for r in runs if r.variant.noise})
-    if info.is_main:
+    if info.is_main and error is None:
         print(f"[nrvl] sweep: {args.model} on {n} samples x {len(runs)} runs (origin + {len(noisy)} noise(s) x "
               f"{len(ratios)} ratio(s)): {total - stored} to run over {info.world_size} rank(s), {stored} already "
               f"stored under {Path(args.work_dir) / E._safe(E._model_tag(args))}", file=sys.stderr)
 
-    model, error = None, None
-    if any(j.todo for j in jobs):
+    model = None
+    if error is None and any(j.todo for j in jobs):
         try:
             model = E._build_model(args, setup.device)
             counts.model_loads += 1
-        except ModelConfigError as e:
-            error = E._one_line(e)
+        except Exception as e:  # noqa: BLE001 - as above
+            if not E._collected(e, info):
+                raise
+            error = E._rank_error(info, e, verbose)
     E._collective(error, info)
 
     error = None
@@ -637,8 +648,10 @@ def _inference(args, info, setup, runs: list[_Run], counts: SweepCounts) -> None
                         counts=counts, prefetch=args.prefetch)
             if counts.failed:
                 logger.warning("rank %d: %d sample(s) failed; rerun to retry them", info.rank, counts.failed)
-        except ModelConfigError as e:
-            error = E._one_line(e)
+        except Exception as e:  # noqa: BLE001 - as above; KeyboardInterrupt is not caught
+            if not E._collected(e, info):
+                raise
+            error = E._rank_error(info, e, verbose, config_code=EXIT_FAILED)
         finally:
             model.close()
     E._collective(error, info, EXIT_FAILED)  # also the barrier before rank 0 merges

@@ -126,3 +126,86 @@ def test_help_lists_the_original_flags(capsys):
     for flag in ("--data", "--model", "--judge", "--noise_name", "--ratio", "--work-dir", "--seed", "--limit",
                  "--batch-size", "--mode", "--verbose", "--api-base", "--api-model", "--judge-base-url"):
         assert flag in out
+
+
+# ----------------------------------------------------------------------------------- torchrun's environment
+
+ENV_CASES = [
+    ({"RANK": "3", "WORLD_SIZE": "2"}, r"RANK=3 and WORLD_SIZE=2 are inconsistent \(need 0 <= RANK < WORLD_SIZE\)"),
+    ({"RANK": "0", "WORLD_SIZE": "x"}, r"environment variable WORLD_SIZE must be an integer, got 'x'"),
+    ({"RANK": "one", "WORLD_SIZE": "2"}, r"environment variable RANK must be an integer, got 'one'"),
+    ({"RANK": "0", "WORLD_SIZE": "2", "DIST_TIMEOUT": "abc"},
+     r"environment variable DIST_TIMEOUT must be a number of seconds > 0, got 'abc'"),
+    ({"RANK": "0", "WORLD_SIZE": "2", "DIST_TIMEOUT": "-1"},
+     r"environment variable DIST_TIMEOUT must be a number of seconds > 0, got '-1'"),
+]
+
+
+@pytest.mark.parametrize("env, message", ENV_CASES, ids=["rank-past-world", "world-not-int", "rank-not-int",
+                                                         "timeout-not-number", "timeout-negative"])
+def test_bad_torchrun_environment_is_one_line_and_exit_2(env, message, capsys, tmp_path, monkeypatch, no_model):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    rc, err = run_main([*DEMO, "--judge", "exact_matching", "--work-dir", str(tmp_path / "out")], capsys)
+    assert rc == 2
+    assert len(err) == 1 and __import__("re").fullmatch("eval/run.py: error: " + message, err[0]), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_valid_rank_other_than_0_exits_2_and_leaves_the_message_to_rank_0(capsys, tmp_path, monkeypatch, no_model):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("DIST_TIMEOUT", "soon")
+    rc, err = run_main([*DEMO, "--judge", "exact_matching", "--work-dir", str(tmp_path / "out")], capsys)
+    assert (rc, err) == (2, [])
+
+
+# ----------------------------------------------------------------------------------- files that cannot be written
+
+def _error_lines(err):
+    assert not any("Traceback" in line for line in err), err
+    return [line for line in err if "error:" in line]
+
+
+def test_disk_full_while_storing_is_one_line_naming_the_store(capsys, tmp_path, monkeypatch):
+    import errno
+
+    from nrvl import atomic
+
+    def full(fh, data, point):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic, "_write_durably", full)
+    rc, err = run_main([*DEMO, "--limit", "2", "--mode", "infer", "--work-dir", str(tmp_path)], capsys)
+    store = tmp_path / "tiny-qwen2.5-vl" / "origin" / "tiny-qwen2.5-vl_MMBench_Video_demo_None_None.rank0.jsonl"
+    assert rc == 1
+    assert _error_lines(err) == [f"eval/run.py: error: cannot write {store}: No space left on device"]
+
+
+def test_disk_full_writing_the_predictions_is_one_line_naming_the_tsv(capsys, tmp_path, monkeypatch):
+    import errno
+
+    from nrvl import atomic
+
+    real = atomic._write_durably
+
+    def full(fh, data, point):
+        if point == "atomic.torn":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fh, data, point)
+
+    monkeypatch.setattr(atomic, "_write_durably", full)
+    rc, err = run_main([*DEMO, "--limit", "1", "--mode", "infer", "--work-dir", str(tmp_path)], capsys)
+    tsv = tmp_path / "tiny-qwen2.5-vl" / "origin" / "tiny-qwen2.5-vl_MMBench_Video_demo_None_None.tsv"
+    assert rc == 1
+    assert _error_lines(err) == [f"eval/run.py: error: cannot write {tsv}: No space left on device"]
+    assert not tsv.exists() and not list(tsv.parent.glob(".*.tmp"))  # no partial file, no temp left
+
+
+def test_a_folder_where_the_store_goes_is_one_line(capsys, tmp_path):
+    folder = tmp_path / "tiny-qwen2.5-vl" / "origin"
+    store = folder / "tiny-qwen2.5-vl_MMBench_Video_demo_None_None.rank0.jsonl"
+    store.mkdir(parents=True)
+    rc, err = run_main([*DEMO, "--limit", "1", "--mode", "infer", "--work-dir", str(tmp_path)], capsys)
+    assert rc == 1
+    assert _error_lines(err) == [f"eval/run.py: error: cannot write {store}: Is a directory"]

@@ -141,3 +141,65 @@ def test_pack_sweep_asks_once_per_video_and_variant(tmp_path, demo_root):
     for folder, stem in (("origin", "None_None"), ("other_video", "other_video_0.9")):
         preds = read_predictions(tmp_path / "m" / folder / f"m_MMBench_Video_demo_pack_{stem}.tsv")
         assert list(preds["prediction"]) == [truth[str(i)] for i in df["index"].iloc[:5]]
+
+
+def _pack_run(srv, work, *extra):
+    return evaluate.main(["--data", "MMBench_Video_demo_pack", "--model", "openai-compatible", "--api-model", "m",
+                          "--api-base", srv.base_url, "--mode", "infer", "--work-dir", str(work), *extra])
+
+
+def _asking_chat(asked):
+    def chat(text):
+        qs = json.loads(re.search(r"Questions: \n(.*)\nAnswers: \n$", text, re.S).group(1))
+        asked.append(sorted(int(k) for k in qs))
+        return json.dumps({k: f"ans{k}" for k in qs})
+    return chat
+
+
+def test_a_pack_stored_under_a_smaller_limit_is_asked_again_with_all_its_questions(tmp_path, demo_root, capsys):
+    """--limit 1 asks the first video one of its questions; --limit <its count> must ask it again with
+    all of them, not reuse the smaller pack and leave the others unanswered (-1)."""
+    from judge_server import FakeJudgeServer
+
+    _, df = _answers_from_the_tsv(demo_root)
+    first = df["video"].iloc[0]
+    n_first = int((df["video"] == first).sum())
+    assert n_first >= 2 and list(df["video"].iloc[:n_first]) == [first] * n_first
+    asked = []
+    tsv = tmp_path / "m" / "origin" / "m_MMBench_Video_demo_pack_None_None.tsv"
+    with FakeJudgeServer(chat=_asking_chat(asked)) as srv:
+        assert _pack_run(srv, tmp_path, "--limit", "1") == 0
+        assert asked == [[int(df["index"].iloc[0])]]
+        del asked[:]
+        assert _pack_run(srv, tmp_path, "--limit", str(n_first)) == 0
+        assert asked == [sorted(int(i) for i in df["index"].iloc[:n_first])]  # the pack again, whole
+        err = capsys.readouterr().err
+        assert f"{n_first} of {n_first} questions answered, 0 not" in err
+        preds = read_predictions(tsv)
+        assert list(preds["prediction"]) == [f"ans{i}" for i in df["index"].iloc[:n_first]]
+        # Each question set keeps its own stored reply: --limit 1 again asks nothing and gets the small pack.
+        del asked[:]
+        assert _pack_run(srv, tmp_path, "--limit", "1") == 0
+        assert asked == [] and list(read_predictions(tsv)["prediction"]) == [f"ans{df['index'].iloc[0]}"]
+
+
+def test_a_full_pack_store_without_question_lists_still_resumes(tmp_path, demo_root):
+    """Records of a full run written before pack records listed their questions are reused by a full
+    run (no --limit asks every question), and not by a limited one."""
+    from judge_server import FakeJudgeServer
+
+    _, df = _answers_from_the_tsv(demo_root)
+    asked = []
+    store = tmp_path / "m" / "origin" / "m_MMBench_Video_demo_pack_None_None.rank0.jsonl"
+    with FakeJudgeServer(chat=_asking_chat(asked)) as srv:
+        assert _pack_run(srv, tmp_path) == 0
+        assert len(asked) == df["video"].nunique() == 6
+        records = [json.loads(line) for line in store.read_text().splitlines()]
+        assert all(r["questions"] == [str(i) for i in df.loc[df["video"] == r["index"], "index"]] for r in records)
+        store.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "questions"}) + "\n"
+                                 for r in records))  # as an older NRVL wrote them
+        del asked[:]
+        assert _pack_run(srv, tmp_path) == 0
+        assert asked == []  # every pack reused
+        assert _pack_run(srv, tmp_path, "--limit", "1") == 0
+        assert asked == [[int(df["index"].iloc[0])]]  # a partial pack is not the full one it holds

@@ -52,7 +52,7 @@ def test_result_files_of_a_run_are_readable_by_others(tmp_path, demo_ready):
     finally:
         os.umask(old)
     files = [p for p in (tmp_path / "w").rglob("*") if p.is_file()]
-    assert len(files) == 5
+    assert len(files) == 6  # predictions and their .meta.json, store, judge cache, scores, rating
     assert {p.name: _mode(p) for p in files} == {p.name: 0o644 for p in files}
 
 

@@ -179,6 +179,7 @@ def test_eval_run_completes_with_thirty_percent_random_faults(tmp_path, demo_rea
     dims = [eval_free_dims(c) for c in table["dimensions"]]
     assert rating == manual_rating(dims, [expected[p] for p in table["prediction"]])
     # The judge prompts carried the real questions and answers.
-    seen = [parse_user_prompt(b["messages"][-1]["content"][0]["text"]) for b in srv.bodies
-            if isinstance(b["messages"][-1]["content"], list)]
+    texts = [b["messages"][-1]["content"][0]["text"] for b in srv.bodies]
+    assert texts.count("hello") == 1  # the pre-flight: a judge request whose user text is 'hello'
+    seen = [parse_user_prompt(t) for t in texts if t != "hello"]
     assert {s["question"] for s in seen} == set(table["question"])

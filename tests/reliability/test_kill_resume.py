@@ -30,7 +30,9 @@ from nrvl import evaluate
 
 LIMIT = 6
 JUDGE = "gpt-4o"
-RESULTS = (f"{STEM}.tsv", f"{STEM}_{JUDGE}_score.tsv", f"{STEM}_{JUDGE}_rating.json")
+TSV, META = f"{STEM}.tsv", f"{STEM}.tsv.meta.json"  # the predictions and their settings sidecar
+SCORES, RATING = f"{STEM}_{JUDGE}_score.tsv", f"{STEM}_{JUDGE}_rating.json"
+RESULTS = (TSV, META, SCORES, RATING)  # in the order they are written (atomic.torn:1 .. 4)
 STORE = f"{STEM}.rank0.jsonl"
 CACHE = f"{STEM}_{JUDGE}_judge.jsonl"
 
@@ -170,23 +172,44 @@ def test_killed_writing_a_judge_cache_record(tmp_path, cache_dir, judge, referen
 
 def test_killed_before_the_rating_is_written(tmp_path, cache_dir, judge, reference, prepared_indices):
     out = kill_then_resume(tmp_path, cache_dir, judge, reference, prepared_indices, "rating.write:1")
-    assert out["judged_again"] == 0 and RESULTS[1] not in out["left"]
+    assert out["judged_again"] == 0 and SCORES not in out["left"]
+
+
+def test_killed_writing_the_predictions_sidecar(tmp_path, cache_dir, judge, reference, prepared_indices):
+    out = kill_then_resume(tmp_path, cache_dir, judge, reference, prepared_indices, "atomic.torn:2")
+    assert any(n.startswith(f".{META}.") for n in out["left"]) and META not in out["left"]
+    assert TSV in out["left"] and out["judged_again"] == LIMIT
+
+
+def test_killed_before_the_sidecar_then_eval_merges_again(tmp_path, cache_dir, judge, reference, prepared_indices):
+    """Killed between the TSV and its sidecar, then ``--mode eval``: the TSV has no sidecar, the store
+    holds the run, so it is merged again and judged; the files end as an uninterrupted run's."""
+    work = tmp_path / "work"
+    rc, err = forked_eval(eval_args(work, judge.base_url), subprocess_env(cache_dir, NRVL_TEST_KILL_AT="atomic.torn:2"),
+                          tmp_path)
+    assert rc == -signal.SIGKILL, err[-2000:]
+    folder = folder_of(work)
+    assert (folder / TSV).is_file() and not (folder / META).exists()
+    del prepared_indices[:]
+    assert evaluate.main(eval_args(work, judge.base_url, "--mode", "eval")) == 0
+    assert prepared_indices == []  # eval never runs the model
+    check_resumed(folder, reference)
 
 
 def test_killed_writing_the_score_file(tmp_path, cache_dir, judge, reference, prepared_indices):
-    out = kill_then_resume(tmp_path, cache_dir, judge, reference, prepared_indices, "atomic.torn:2")
-    assert any(n.startswith(f".{RESULTS[1]}.") for n in out["left"]) and RESULTS[1] not in out["left"]
+    out = kill_then_resume(tmp_path, cache_dir, judge, reference, prepared_indices, "atomic.torn:3")
+    assert any(n.startswith(f".{SCORES}.") for n in out["left"]) and SCORES not in out["left"]
     assert out["judged_again"] == 0
 
 
 def test_killed_between_the_score_and_the_rating_file(tmp_path, cache_dir, judge, reference, prepared_indices):
     out = kill_then_resume(tmp_path, cache_dir, judge, reference, prepared_indices, "rating.scores_written:1")
-    assert RESULTS[1] in out["left"] and RESULTS[2] not in out["left"]
+    assert SCORES in out["left"] and RATING not in out["left"]
 
 
 def test_killed_writing_the_rating_file(tmp_path, cache_dir, judge, reference, prepared_indices):
-    out = kill_then_resume(tmp_path, cache_dir, judge, reference, prepared_indices, "atomic.torn:3")
-    assert any(n.startswith(f".{RESULTS[2]}.") for n in out["left"]) and RESULTS[2] not in out["left"]
+    out = kill_then_resume(tmp_path, cache_dir, judge, reference, prepared_indices, "atomic.torn:4")
+    assert any(n.startswith(f".{RATING}.") for n in out["left"]) and RATING not in out["left"]
 
 
 # ----------------------------------------------------------------------------------- kills from outside
@@ -237,7 +260,7 @@ def test_sigkill_from_outside_while_the_slow_judge_answers(tmp_path, cache_dir, 
 def test_killed_again_and_again_then_finished(tmp_path, cache_dir, judge, reference, prepared_indices):
     """One folder, five runs each killed somewhere later, then a clean rerun: still the reference bytes."""
     work = tmp_path / "work"
-    for point in ("jsonl.appended:1", "jsonl.torn:2", "merge:1", "judge.cached:1", "atomic.torn:3"):
+    for point in ("jsonl.appended:1", "jsonl.torn:2", "merge:1", "atomic.torn:2", "judge.cached:1", "atomic.torn:4"):
         rc, err = run_eval(eval_args(work, judge.base_url), subprocess_env(cache_dir, NRVL_TEST_KILL_AT=point),
                            tmp_path)
         assert rc == -signal.SIGKILL, (point, rc, err[-2000:])

@@ -52,7 +52,8 @@ def test_canary_key_from_the_environment_never_reaches_files_or_logs(tmp_path, c
     tmp.mkdir()
     with FakeJudgeServer(api_key=CANARY_KEY, rule=hash_rule, echo_key=True) as srv:
         # Faults make the judge log retries and errors; --verbose logs everything it can.
-        srv.inject("500", "429", "badjson", "prose")
+        # The first request is the pre-flight: a prose reply passes it; the rest hit judge requests.
+        srv.inject("prose", "500", "429", "badjson", "prose")
         env = subprocess_env(cache_dir, OPENAI_API_KEY=CANARY_KEY, OPENAI_BASE_URL=srv.base_url, TMPDIR=tmp,
                              HF_HOME=hf)
         rc, err = run_eval([*DEMO, *NOISE, "--limit", "4", "--judge", "gpt-4o", "--device", "cpu", "--verbose",
@@ -93,6 +94,40 @@ def test_canary_key_in_process_logs_and_objects(tmp_path, demo_ready, caplog, ca
     captured = capsys.readouterr()
     records = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
     assert_no_canary(tmp_path / "w", texts=[captured.out, captured.err, records])
+
+
+USERINFO_KEY = "sk-nrvl-userinfo-canary-93d1"
+
+
+def test_verbose_never_logs_a_base_url_holding_credentials(tmp_path, cache_dir, demo_ready):
+    """--verbose logs at INFO, where HTTP clients log each request's full URL: a judge base URL with
+    userinfo (http://user:key@host/v1) must not reach the terminal."""
+    from judge_server import FakeJudgeServer
+
+    with FakeJudgeServer() as srv:
+        url = srv.base_url.replace("http://", f"http://nrvl:{USERINFO_KEY}@")
+        env = subprocess_env(cache_dir, OPENAI_API_KEY="sk-header-key")
+        rc, err = run_eval([*DEMO, "--limit", "1", "--judge", "gpt-4o", "--judge-base-url", url, "--device", "cpu",
+                            "--verbose", "--work-dir", str(tmp_path / "work")], env, tmp_path)
+        judged = srv.total
+    assert rc == 0, err[-3000:]
+    assert judged >= 2  # the preflight and the one question went through that URL
+    assert "INFO nrvl.judge" in err  # --verbose did log at INFO
+    out = (tmp_path / "child.out").read_text()
+    assert USERINFO_KEY not in err and USERINFO_KEY not in out, [ln for ln in err.splitlines() if USERINFO_KEY in ln]
+    assert not [p for p, data in _all_bytes_under(tmp_path / "work") if USERINFO_KEY.encode() in data]
+
+
+def test_the_log_filter_masks_userinfo_in_any_url():
+    import logging
+
+    record = logging.LogRecord("httpx", logging.INFO, __file__, 1, "HTTP Request: %s %s %r", None, None)
+    record.args = ("POST", "https://u:s3cret@api.example/v1/chat", "HTTP/1.1 200 OK")
+    assert evaluate._RedactUserinfo().filter(record)
+    assert record.getMessage() == "HTTP Request: POST https://***@api.example/v1/chat 'HTTP/1.1 200 OK'"
+    plain = logging.LogRecord("x", logging.INFO, __file__, 1, "mail me@example.org at http://host/v1", None, None)
+    evaluate._RedactUserinfo().filter(plain)
+    assert plain.getMessage() == "mail me@example.org at http://host/v1"
 
 
 # ----------------------------------------------------------------------------------- no eval/exec, no pickle loads

@@ -1,0 +1,145 @@
+"""``--mode eval`` judges only predictions of its own settings: the TSV's sidecar
+(``<stem>.tsv.meta.json``) names the run it was merged from; another run's TSV is merged again from
+the store when the store holds this run, and is an error naming the differing settings otherwise."""
+import json
+
+import pytest
+
+from nrvl import evaluate, store
+
+
+def meta_path(tsv):
+    return store.meta_path(tsv)
+
+
+def read_predictions_meta(tsv):
+    return store.read_predictions_meta(tsv)
+
+BASE = ["--data", "MMBench_Video_demo", "--model", "tiny-qwen2.5-vl", "--noise_name", "gaussian", "--ratio", "0.9",
+        "--limit", "2", "--judge", "exact_matching"]
+STEM = "tiny-qwen2.5-vl_MMBench_Video_demo_gaussian_0.9"
+
+
+@pytest.fixture(autouse=True)
+def _env(eval_env):
+    """Offline evaluation set-up (tests/conftest.py)."""
+
+
+def files(work):
+    folder = work / "tiny-qwen2.5-vl" / "gaussian"
+    return {"folder": folder, "tsv": folder / f"{STEM}.tsv", "rating": folder / f"{STEM}_exact_matching_rating.json",
+            "scores": folder / f"{STEM}_exact_matching_score.tsv", "store": folder / f"{STEM}.rank0.jsonl"}
+
+
+def run(work, capsys, *extra):
+    rc = evaluate.main([*BASE, "--work-dir", str(work), *extra])
+    return rc, capsys.readouterr().err.strip().splitlines()
+
+
+def test_the_sidecar_records_the_run_of_the_predictions(tmp_path, capsys, tiny):
+    rc, _ = run(tmp_path, capsys, "--mode", "infer")
+    f = files(tmp_path)
+    meta, status = read_predictions_meta(f["tsv"])
+    assert rc == 0 and status == "ok"
+    records = [json.loads(x) for x in f["store"].read_text().splitlines()]
+    assert {r["run"] for r in records} == {meta["run"]}
+    assert meta["settings"]["seed"] == 0 and meta["settings"]["noise"] == "gaussian" and meta["rows"] == 2
+    assert meta["limit"] == 2 and meta["tsv"] == f["tsv"].name
+
+
+def test_eval_with_another_seed_refuses_the_other_seeds_predictions(tmp_path, capsys, tiny, monkeypatch):
+    assert run(tmp_path, capsys)[0] == 0  # seed 0: predictions, scores, rating
+    f = files(tmp_path)
+    before = {k: f[k].read_bytes() for k in ("tsv", "rating", "scores")}
+    monkeypatch.setattr("nrvl.models.build_model", lambda *a, **k: pytest.fail("--mode eval must not build a model"))
+    rc, err = run(tmp_path, capsys, "--seed", "1", "--mode", "eval")
+    assert rc == 2
+    assert err == [f"eval/run.py: error: {f['tsv']} holds predictions of other settings: seed=0 (this command: "
+                   f"seed=1); rerun with --mode all (or infer) to make them; finished samples of the store are reused"]
+    assert {k: f[k].read_bytes() for k in before} == before  # nothing judged or rewritten
+
+
+def test_eval_merges_again_from_the_store_when_it_holds_this_run(tmp_path, capsys, tiny, monkeypatch):
+    assert run(tmp_path, capsys, "--mode", "infer")[0] == 0
+    f = files(tmp_path)
+    seed0 = f["tsv"].read_bytes()
+    assert run(tmp_path, capsys, "--mode", "infer", "--seed", "1")[0] == 0  # the TSV is now seed 1's
+    assert f["tsv"].read_bytes() != seed0
+    monkeypatch.setattr("nrvl.models.build_model", lambda *a, **k: pytest.fail("--mode eval must not build a model"))
+    rc, err = run(tmp_path, capsys, "--mode", "eval")  # seed 0: every sample of it is stored
+    assert rc == 0, err
+    assert f"[nrvl] {f['tsv'].name} holds another run's predictions; merging this run's predictions again from its " \
+           f"store" in err
+    assert f["tsv"].read_bytes() == seed0 and read_predictions_meta(f["tsv"])[1] == "ok"
+    assert f["rating"].is_file()
+
+
+def test_a_tsv_newer_than_its_sidecar_is_not_vouched_for(tmp_path, capsys, tiny, monkeypatch):
+    """A writer killed between the TSV and the sidecar: the old sidecar does not match the new bytes."""
+    assert run(tmp_path, capsys, "--mode", "infer")[0] == 0
+    f = files(tmp_path)
+    seed0_tsv, seed0_meta = f["tsv"].read_bytes(), meta_path(f["tsv"]).read_bytes()
+    assert run(tmp_path, capsys, "--mode", "infer", "--seed", "1")[0] == 0
+    meta_path(f["tsv"]).write_bytes(seed0_meta)  # seed 1's TSV beside seed 0's sidecar
+    assert read_predictions_meta(f["tsv"])[1] == "other-tsv"
+    rc, err = run(tmp_path, capsys, "--mode", "eval")
+    assert rc == 0 and f["tsv"].read_bytes() == seed0_tsv, err  # merged again from the store
+
+
+def test_a_tsv_without_sidecar_and_a_store_of_other_settings_is_an_error(tmp_path, capsys, tiny):
+    assert run(tmp_path, capsys, "--mode", "infer")[0] == 0
+    f = files(tmp_path)
+    meta_path(f["tsv"]).unlink()  # as an older NRVL left it
+    rc, err = run(tmp_path, capsys, "--seed", "1", "--mode", "eval")
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith(f"eval/run.py: error: {f['tsv']} has no settings record ({f['tsv'].name}.meta.json), "
+                             f"and the store beside it holds predictions of 1 other setting(s)"), err
+    assert not f["rating"].exists()
+
+
+def test_an_old_tsv_with_no_store_is_judged_with_a_warning(tmp_path, capsys, tiny, caplog):
+    assert run(tmp_path, capsys, "--mode", "infer")[0] == 0
+    f = files(tmp_path)
+    meta_path(f["tsv"]).unlink()
+    f["store"].unlink()  # nothing to check it against
+    rc, err = run(tmp_path, capsys, "--mode", "eval")
+    assert rc == 0, err
+    assert "has no settings record" in caplog.text and "judging it as this command's predictions" in caplog.text
+    assert f["rating"].is_file() and not meta_path(f["tsv"]).exists()
+
+
+def test_an_old_tsv_whose_store_holds_this_run_gets_its_sidecar(tmp_path, capsys, tiny):
+    assert run(tmp_path, capsys, "--mode", "infer")[0] == 0
+    f = files(tmp_path)
+    tsv = f["tsv"].read_bytes()
+    meta_path(f["tsv"]).unlink()
+    rc, err = run(tmp_path, capsys, "--mode", "eval")
+    assert rc == 0 and f"{f['tsv'].name} has no {f['tsv'].name}.meta.json; merging" in "\n".join(err), err
+    assert f["tsv"].read_bytes() == tsv and read_predictions_meta(f["tsv"])[1] == "ok"
+
+
+def test_sweep_eval_refuses_only_the_runs_made_with_other_settings(tmp_path, capsys, tiny):
+    grid = ["--noise_name", "gaussian,motion_blur", "--ratio", "0.9"]
+    base = [a for a in BASE if a not in ("--noise_name", "gaussian", "--ratio", "0.9")]
+    assert evaluate.main([*base, *grid, "--mode", "infer", "--work-dir", str(tmp_path)]) == 0
+    # motion_blur 0.9 inferred again with seed 1: its TSV is seed 1's; the others stay seed 0's
+    assert evaluate.main([*base, "--noise_name", "motion_blur", "--ratio", "0.9", "--seed", "1", "--mode", "infer",
+                          "--work-dir", str(tmp_path)]) == 0
+    blur = tmp_path / "tiny-qwen2.5-vl" / "motion_blur" / "tiny-qwen2.5-vl_MMBench_Video_demo_motion_blur_0.9.tsv"
+    capsys.readouterr()
+    rc = evaluate.main([*base, *grid, "--mode", "eval", "--work-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 0, err  # the seed 0 run of motion_blur is in the store: merged again, all three judged
+    assert f"{blur.name} holds another run's predictions; merging" in err
+    assert read_predictions_meta(blur)[0]["settings"]["seed"] == 0
+    (tmp_path / "tiny-qwen2.5-vl" / "motion_blur" / "tiny-qwen2.5-vl_MMBench_Video_demo_motion_blur_0.9.rank0.jsonl"
+     ).unlink()
+    assert evaluate.main([*base, "--noise_name", "motion_blur", "--ratio", "0.9", "--seed", "1", "--mode", "infer",
+                          "--work-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    rc = evaluate.main([*base, *grid, "--mode", "eval", "--work-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err[-1] == (f"eval/run.py: error: 1 of 3 run(s) not judged (the others were); first, motion_blur 0.9: "
+                       f"{blur} holds predictions of other settings: seed=1 (this command: seed=0); rerun with --mode "
+                       f"all (or infer) to make them; finished samples of the store are reused")
