@@ -107,8 +107,12 @@ def build_parser(prog: str = "eval/run.py") -> argparse.ArgumentParser:
                    help="Qwen2.5-VL: 'vlmevalkit' gives the processor no fps, as VLMEvalKit does (its temporal "
                         "position ids assume the processor's default rate); 'real' passes the real fps and frame "
                         "indices (a departure from VLMEvalKit's answers)")
+    p.add_argument("--preprocess-device", dest="preprocess_device", choices=("cpu", "model"), default="cpu",
+                   help="Qwen2.5-VL: where frames are decoded and resized; 'cpu' (default) gives VLMEvalKit's "
+                        "pixels, 'model' decodes with NVDEC and resizes on the model's GPU (faster; pixels a few "
+                        "levels off). The noise runs on the model's device either way")
     p.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=None,
-                   help="generation cap (default: the model's; 2048 for Qwen2.5-VL as VLMEvalKit)")
+                   help="generation cap (default: the model's; 2048 for Qwen2.5-VL and API models, as VLMEvalKit)")
     p.add_argument("--no-prefetch", dest="prefetch", action="store_false",
                    help="prepare batches in the main thread (no overlap with generation)")
     p.add_argument("--api-base", dest="api_base", default=None, help="API model endpoint (OpenAI-compatible /v1)")
@@ -622,6 +626,8 @@ def run_settings(args, nframe: Optional[int], data_tag: str, fps: Optional[float
         settings["fps"] = fps
     if _uses_video_timing(args.model):  # answers made with another timing are not reused
         settings["video_timing"] = getattr(args, "video_timing", "vlmevalkit")
+        if getattr(args, "preprocess_device", "cpu") != "cpu":  # only then: earlier stores decoded on the CPU
+            settings["preprocess_device"] = args.preprocess_device
     backend = _decode_backend_setting(args)
     if backend is not None:  # frames of another decoder (edit lists, open GOPs) are not mixed in
         settings["decode_backend"] = backend
@@ -680,7 +686,7 @@ def _build_model(args, device):
     return build_model(args.model, device=device, decode_backend=args.decode_backend,
                        max_new_tokens=args.max_new_tokens, api_model=args.api_model,
                        video_timing=getattr(args, "video_timing", "vlmevalkit"), base_url=args.api_base,
-                       nproc=args.api_nproc)
+                       nproc=args.api_nproc, preprocess_device=getattr(args, "preprocess_device", None))
 
 
 def _uses_video_timing(model: str) -> bool:

@@ -105,3 +105,30 @@ def test_resume_reuses_default_cap_answers_and_not_another_decoders(eval_env, ti
     assert prepared == []  # the default decoder named
     assert evaluate.main([*argv, "--decode-backend", "decord"]) == 0
     assert prepared == [0, 1]  # another decoder's frames: not mixed with torchcodec's answers
+
+
+def test_qwen_preprocessing_on_the_model_device_is_another_run():
+    assert fp(preprocess_device="cpu") == OLD_TINY_GAUSSIAN
+    gpu = fp(preprocess_device="model")
+    assert gpu != OLD_TINY_GAUSSIAN and gpu == old_way("tiny-qwen2.5-vl", preprocess_device="model")
+    # An API model has no such setting: its stores are unaffected.
+    api = evaluate._fingerprint(args_of("GPT4o", preprocess_device="model"), 8, "MMBench_Video_demo")
+    assert api == evaluate._fingerprint(args_of("GPT4o"), 8, "MMBench_Video_demo")
+
+
+def test_an_api_model_takes_max_new_tokens_and_its_default_is_the_same_run():
+    from judge_server import FakeJudgeServer
+    from nrvl.models import build_model
+
+    assert evaluate._fingerprint(args_of("GPT4o", max_new_tokens=2048), 8, "MMBench_Video_demo") == \
+        evaluate._fingerprint(args_of("GPT4o"), 8, "MMBench_Video_demo")
+    assert evaluate._fingerprint(args_of("GPT4o", max_new_tokens=64), 8, "MMBench_Video_demo") != \
+        evaluate._fingerprint(args_of("GPT4o"), 8, "MMBench_Video_demo")
+    with FakeJudgeServer() as srv:
+        for cap, sent in ((None, 2048), (64, 64)):
+            model = build_model("openai-compatible", api_model="m", base_url=srv.base_url, max_new_tokens=cap)
+            try:
+                model.generate([[{"role": "user", "content": [{"type": "text", "text": "hi"}]}]])
+            finally:
+                model.close()
+            assert srv.bodies[-1]["max_tokens"] == sent

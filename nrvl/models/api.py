@@ -185,7 +185,8 @@ class OpenAIVideoModel(VideoModel):
         nproc: concurrent requests (also the default batch size).
         retries: tries per sample.
         timeout: seconds per request.
-        max_tokens, temperature: VLMEvalKit's 2048 and 0.
+        max_new_tokens: the request's ``max_tokens`` (VLMEvalKit's 2048; ``--max-new-tokens``).
+        temperature: VLMEvalKit's 0.
         prepare_mib: bound on the decoded frames a batch's preparation holds at once
             (:func:`prepare_budget`).
     """
@@ -194,7 +195,7 @@ class OpenAIVideoModel(VideoModel):
 
     def __init__(self, name: str, *, api_model: Optional[str], base_url: Optional[str] = None,
                  api_key: Optional[str] = None, img_size: int = -1, img_detail: str = "high", nproc: int = 16,
-                 retries: int = 6, timeout: float = 600.0, max_tokens: int = 2048, temperature: float = 0.0,
+                 retries: int = 6, timeout: float = 600.0, max_new_tokens: int = 2048, temperature: float = 0.0,
                  decode_backend: Optional[str] = None, backoff_base: float = 1.0, backoff_max: float = 60.0,
                  prepare_mib: Optional[float] = None, env=None, **unused):
         from nrvl.openai_endpoint import EndpointConfigError, resolve_endpoint
@@ -221,7 +222,9 @@ class OpenAIVideoModel(VideoModel):
         self.default_batch_size = self.nproc
         self.retries = int(retries)
         self.timeout = float(timeout)
-        self.max_tokens = int(max_tokens)
+        if int(max_new_tokens) < 1:
+            raise ModelConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        self.max_tokens = int(max_new_tokens)
         self.temperature = float(temperature)
         self.decode_backend = decode_backend
         self.backoff_base, self.backoff_max = float(backoff_base), float(backoff_max)
