@@ -111,7 +111,10 @@ def _name_the_file(e: OSError, path: Path, always: bool = False) -> OSError:
     or ``always`` (the OS named our hidden temp file), and marked as a write, so the one-line
     error can say which file could not be written."""
     if always or getattr(e, "filename", None) is None:
-        e.filename, e.filename2 = str(path), None
+        if e.errno is None:  # raised with only a message: setting filename would turn str(e) into "[Errno None]"
+            e.nrvl_path = str(path)
+        else:
+            e.filename, e.filename2 = str(path), None
     e.nrvl_write = True
     return e
 

@@ -251,7 +251,7 @@ def _collective(error, info: dist.DistInfo, code: int = EXIT_BAD_INPUT) -> None:
 def describe_os_error(e: OSError) -> str:
     """One line for a file that could not be written or read, naming it: ``cannot write <path>: <reason>``."""
     reason = e.strerror or _one_line(e)
-    path = e.filename
+    path = getattr(e, "nrvl_path", None) or e.filename
     if path is None:
         return f"I/O error: {reason}"
     verb = "write" if getattr(e, "nrvl_write", False) else "read or write"

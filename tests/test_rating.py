@@ -233,3 +233,18 @@ def test_jsonl_append_and_tolerant_read(tmp_path):
     assert [r["a"] for r in read_jsonl(path)] == [1, 2, 3]
     append_jsonl(path, {"a": 5})  # starts on a fresh line, so it survives
     assert [r["a"] for r in read_jsonl(path)] == [1, 2, 3, 5]
+
+
+def test_a_message_only_oserror_keeps_its_text_and_names_the_file(tmp_path, monkeypatch):
+    from nrvl.evaluate import describe_os_error
+
+    path = tmp_path / "f.txt"
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(atomic.os, "replace", boom)
+    with pytest.raises(OSError) as info:
+        atomic_write_bytes(path, b"x")
+    assert str(info.value) == "disk full"
+    assert describe_os_error(info.value) == f"cannot write {path}: disk full"
