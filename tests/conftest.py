@@ -76,3 +76,19 @@ def tiny(cache_dir, demo_root):
         return build_model("tiny-qwen2.5-vl")
     finally:
         mp.undo()
+
+
+@pytest.fixture
+def prepared_indices(monkeypatch):
+    """Every question index the model is asked to prepare, in order (one call per sample)."""
+    seen = []
+    from nrvl.models.qwen import QwenVL
+
+    real = QwenVL.prepare
+
+    def prepare(self, batch):
+        seen.extend(r.index for r in batch)
+        return real(self, batch)
+
+    monkeypatch.setattr(QwenVL, "prepare", prepare)
+    return seen

@@ -25,20 +25,6 @@ def _env(eval_env):
     """Offline evaluation set-up (tests/conftest.py)."""
 
 
-@pytest.fixture
-def prepared_indices(monkeypatch):
-    """Every question index the model is asked to prepare, in order (one call per sample)."""
-    seen = []
-    real = QwenVL.prepare
-
-    def prepare(self, batch):
-        seen.extend(r.index for r in batch)
-        return real(self, batch)
-
-    monkeypatch.setattr(QwenVL, "prepare", prepare)
-    return seen
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, cache_dir):
     """One full run (gaussian 0.9, batch 1, exact_matching), shared as the reference."""

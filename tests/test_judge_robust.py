@@ -20,20 +20,11 @@ from nrvl.judge import (  # noqa: E402
     SYSTEM_PROMPT, DEFAULT_PRICES, JudgeConfigError, JudgeItem, build_judge, judge_table,
 )
 
-from test_judge import expected_scores, make_judge, make_table  # noqa: E402
+from test_judge import expected_scores, make_judge, make_table, no_dotenv, server  # noqa: E402,F401 (fixtures)
 
 MALFORMED = ["number", "choice_str", "bad_utf8", "html"]
 
 
-@pytest.fixture
-def server():
-    with FakeJudgeServer(lifetime_s=60) as srv:
-        yield srv
-
-
-@pytest.fixture
-def no_dotenv(tmp_path):
-    return tmp_path / "absent.env"
 
 
 def _warnings(caplog):

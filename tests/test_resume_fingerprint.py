@@ -5,7 +5,6 @@ import argparse
 import pytest
 
 from nrvl import evaluate
-from nrvl.models.qwen import QwenVL
 from nrvl.store import run_fingerprint
 
 #: ``_fingerprint`` of tiny-qwen2.5-vl, MMBench_Video_demo, gaussian 0.9, seed 0, computed before the
@@ -79,32 +78,19 @@ def test_bad_decoder_environment_is_an_eval_error(monkeypatch):
         fp()
 
 
-@pytest.fixture
-def prepared(monkeypatch):
-    seen = []
-    real = QwenVL.prepare
-
-    def prepare(self, batch):
-        seen.extend(r.index for r in batch)
-        return real(self, batch)
-
-    monkeypatch.setattr(QwenVL, "prepare", prepare)
-    return seen
-
-
-def test_resume_reuses_default_cap_answers_and_not_another_decoders(eval_env, tiny, tmp_path, prepared):
+def test_resume_reuses_default_cap_answers_and_not_another_decoders(eval_env, tiny, tmp_path, prepared_indices):
     from nrvl.models.tiny import TINY_MAX_NEW_TOKENS
 
     argv = ["--data", "MMBench_Video_demo", "--model", "tiny-qwen2.5-vl", "--noise_name", "gaussian", "--ratio",
             "0.9", "--mode", "infer", "--limit", "2", "--work-dir", str(tmp_path)]
-    assert evaluate.main(argv) == 0 and prepared == [0, 1]
-    del prepared[:]
+    assert evaluate.main(argv) == 0 and prepared_indices == [0, 1]
+    del prepared_indices[:]
     assert evaluate.main([*argv, "--max-new-tokens", str(TINY_MAX_NEW_TOKENS)]) == 0
-    assert prepared == []  # the same cap: nothing redone
+    assert prepared_indices == []  # the same cap: nothing redone
     assert evaluate.main([*argv, "--decode-backend", "torchcodec"]) == 0
-    assert prepared == []  # the default decoder named
+    assert prepared_indices == []  # the default decoder named
     assert evaluate.main([*argv, "--decode-backend", "decord"]) == 0
-    assert prepared == [0, 1]  # another decoder's frames: not mixed with torchcodec's answers
+    assert prepared_indices == [0, 1]  # another decoder's frames: not mixed with torchcodec's answers
 
 
 def test_qwen_preprocessing_on_the_model_device_is_another_run():
