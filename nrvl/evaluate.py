@@ -107,8 +107,8 @@ def build_parser(prog: str = "eval/run.py") -> argparse.ArgumentParser:
                    help="Qwen2.5-VL: 'vlmevalkit' gives the processor no fps, as VLMEvalKit does (its temporal "
                         "position ids assume the processor's default rate); 'real' passes the real fps and frame "
                         "indices (a departure from VLMEvalKit's answers)")
-    p.add_argument("--preprocess-device", dest="preprocess_device", choices=("cpu", "model"), default="cpu",
-                   help="Qwen2.5-VL: where frames are decoded and resized; 'cpu' (default) gives VLMEvalKit's "
+    p.add_argument("--preprocess-device", dest="preprocess_device", choices=("cpu", "model"), default=None,
+                   help="Qwen2.5-VL: where frames are decoded and resized; 'cpu' (the default) gives VLMEvalKit's "
                         "pixels, 'model' decodes with NVDEC and resizes on the model's GPU (faster; pixels a few "
                         "levels off). The noise runs on the model's device either way")
     p.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=None,
@@ -613,9 +613,12 @@ def run_settings(args, nframe: Optional[int], data_tag: str, fps: Optional[float
     """The settings that determine a run's predictions: what its fingerprint hashes.
 
     Keys added over time are present only when they differ from what runs before them
-    did (``fps`` when set, ``decode_backend`` when not torchcodec), and values equal to a
-    default are written as the default's (``max_new_tokens`` None when it is the
-    model's own), so stores of earlier runs keep the fingerprint they were written with.
+    did (``fps`` when set, ``decode_backend`` when not torchcodec, ``preprocess_device``
+    for a Qwen model on a GPU, where runs before it decoded on the GPU, ``api_max_tokens``
+    when an API model is given ``--max-new-tokens``, which runs before it ignored), and
+    values equal to a default are written as the default's (``max_new_tokens`` None when
+    it is the model's own), so stores of earlier runs keep the fingerprint they were
+    written with where their answers are still valid.
     """
     settings = {
         "model": args.model, "api_model": args.api_model, "data": args.data, "data_tag": data_tag, "nframe": nframe,
@@ -626,12 +629,51 @@ def run_settings(args, nframe: Optional[int], data_tag: str, fps: Optional[float
         settings["fps"] = fps
     if _uses_video_timing(args.model):  # answers made with another timing are not reused
         settings["video_timing"] = getattr(args, "video_timing", "vlmevalkit")
-        if getattr(args, "preprocess_device", "cpu") != "cpu":  # only then: earlier stores decoded on the CPU
-            settings["preprocess_device"] = args.preprocess_device
+        if _model_on_gpu(args):  # on the CPU both settings give the same pixels (and runs before decoded there)
+            settings["preprocess_device"] = getattr(args, "preprocess_device", None) or "cpu"
+    elif _is_api(args.model) and settings["max_new_tokens"] is not None:
+        settings["api_max_tokens"] = settings["max_new_tokens"]  # sent since this key exists; ignored before
     backend = _decode_backend_setting(args)
     if backend is not None:  # frames of another decoder (edit lists, open GOPs) are not mixed in
         settings["decode_backend"] = backend
     return settings
+
+
+def _model_on_gpu(args) -> bool:
+    """Whether the model runs on an accelerator (``--device``, else CUDA when there is one)."""
+    import torch
+
+    device = getattr(args, "device", None)
+    if device:
+        try:
+            return torch.device(device).type != "cpu"
+        except (RuntimeError, ValueError):
+            return True  # a device string torch does not parse is not the CPU
+    return torch.cuda.is_available()
+
+
+#: Settings that depend on the machine when not asked for (the decoder falls back to decord without
+#: FFmpeg; where Qwen preprocesses depends on the model's device): ``--mode eval`` on another machine
+#: compares them only when the command names them.
+MACHINE_SETTINGS = ("decode_backend", "preprocess_device")
+
+
+def _requested_machine_settings(args) -> set:
+    asked = set()
+    if getattr(args, "decode_backend", None) or os.environ.get("NRVL_VIDEO_BACKEND", "").strip():
+        asked.add("decode_backend")
+    if getattr(args, "preprocess_device", None):
+        asked.add("preprocess_device")
+    return asked
+
+
+def _same_run(made: Optional[dict], wanted: dict, args) -> bool:
+    """Whether settings ``made`` (a sidecar's) are ``wanted``'s, machine settings the command does
+    not name left out."""
+    if not isinstance(made, dict):
+        return False
+    skip = set(MACHINE_SETTINGS) - _requested_machine_settings(args)
+    return ({k: v for k, v in made.items() if k not in skip} == {k: v for k, v in wanted.items() if k not in skip})
 
 
 def _fingerprint(args, nframe: Optional[int], data_tag: str, fps: Optional[float] = None) -> str:
@@ -844,7 +886,10 @@ def check_predictions(args, nframe, data_tag, paths, table, fps=None, store_kwar
     fingerprint = run_fingerprint(settings)
     tsv = paths.predictions
     meta, status = read_predictions_meta(tsv) if tsv.is_file() else (None, "no-tsv")
-    if status == "ok" and meta["run"] == fingerprint:
+    # The TSV is this command's when its sidecar names these settings and the same questions
+    # (--limit; a pack's questions depend on it), all of them.
+    same = status == "ok" and (meta["run"] == fingerprint or _same_run(meta.get("settings"), settings, args))
+    if same and meta.get("limit") == args.limit and meta.get("rows") == len(table):
         return
     store = PredictionStore(paths.folder, paths.stem, fingerprint, **(store_kwargs or {}))
     if _store_covers(store, table, get_spec(args.data).pack):
@@ -857,6 +902,10 @@ def check_predictions(args, nframe, data_tag, paths, table, fps=None, store_kwar
     if status == "no-tsv":
         return  # _judge_and_rate says there are no predictions
     rerun = "rerun with --mode all (or infer) to make them; finished samples of the store are reused"
+    if status == "ok" and same:
+        raise EvalError(f"{tsv} holds predictions of this command's settings for --limit {meta.get('limit')} "
+                        f"({meta.get('rows')} rows; this command: --limit {args.limit}, {len(table)} rows), and the "
+                        f"store lacks some of this command's questions; {rerun}")
     if status == "ok":
         raise EvalError(f"{tsv} holds predictions of other settings: {_settings_diff(meta.get('settings'), settings)}; "
                         f"{rerun}")

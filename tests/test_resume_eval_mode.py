@@ -143,3 +143,78 @@ def test_sweep_eval_refuses_only_the_runs_made_with_other_settings(tmp_path, cap
     assert err[-1] == (f"eval/run.py: error: 1 of 3 run(s) not judged (the others were); first, motion_blur 0.9: "
                        f"{blur} holds predictions of other settings: seed=1 (this command: seed=0); rerun with --mode "
                        f"all (or infer) to make them; finished samples of the store are reused")
+
+
+# -- --limit and other machines (from the review of the sidecar) ------------------------------
+
+def _api(srv, work, data, *extra):
+    return evaluate.main(["--data", data, "--model", "openai-compatible", "--api-model", "m", "--api-base",
+                          srv.base_url, "--judge", "exact_matching", "--work-dir", str(work), *extra])
+
+
+def _pack_chat(text):
+    import re
+
+    questions = json.loads(re.search(r"Questions: \n(.*)\nAnswers: \n$", text, re.S).group(1))
+    return json.dumps({k: f"ans{k}_asked{len(questions)}" for k in questions})
+
+
+def test_pack_eval_with_a_smaller_limit_does_not_judge_the_full_packs(tmp_path, demo_root, capsys):
+    """A full pack run's replies answered packs of every question of a video; --limit 1 asks packs of
+    the first question only, so --mode eval --limit 1 must not judge the full packs' answers: it stops
+    with one line, and --mode all --limit 1 then asks those packs and judges them."""
+    import pandas as pd
+    from judge_server import FakeJudgeServer
+
+    name = "m/origin/m_MMBench_Video_demo_pack_None_None_exact_matching_score.tsv"
+    with FakeJudgeServer(chat=_pack_chat) as srv:
+        assert _api(srv, tmp_path, "MMBench_Video_demo_pack", "--mode", "all") == 0
+        capsys.readouterr()
+        assert _api(srv, tmp_path, "MMBench_Video_demo_pack", "--mode", "eval", "--limit", "1") == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "this command's settings for --limit None (12 rows; this command: --limit 1, 1 rows)" in err
+        assert _api(srv, tmp_path, "MMBench_Video_demo_pack", "--mode", "all", "--limit", "1") == 0
+    assert list(pd.read_csv(tmp_path / name, sep="\t")["prediction"]) == ["ans0_asked1"]
+
+
+def test_eval_after_a_limited_merge_merges_the_full_run_again(tmp_path, demo_root, capsys):
+    from judge_server import FakeJudgeServer
+
+    with FakeJudgeServer(chat=lambda text: "an answer") as srv:
+        assert _api(srv, tmp_path, "MMBench_Video_demo", "--mode", "infer") == 0
+        assert _api(srv, tmp_path, "MMBench_Video_demo", "--mode", "infer", "--limit", "2") == 0  # a 2-row TSV
+        asked = srv.total
+        capsys.readouterr()
+        rc = _api(srv, tmp_path, "MMBench_Video_demo", "--mode", "eval")
+        assert srv.total == asked  # nothing asked again: the store had every question
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "merging this run's predictions again from its store" in err
+    meta, status = read_predictions_meta(tmp_path / "m/origin/m_MMBench_Video_demo_None_None.tsv")
+    assert status == "ok" and meta["limit"] is None and meta["rows"] == 12
+
+
+def test_eval_on_a_machine_whose_decoder_falls_back_judges_predictions_made_elsewhere(tmp_path, demo_root,
+                                                                                      capsys, monkeypatch):
+    import shutil
+
+    import nrvl.video.decode as D
+    from judge_server import FakeJudgeServer
+
+    monkeypatch.delenv("NRVL_VIDEO_BACKEND", raising=False)
+    made, judged = tmp_path / "made", tmp_path / "judged"
+    with FakeJudgeServer(chat=lambda text: "an answer") as srv:
+        monkeypatch.setattr(D, "_torchcodec_ffmpeg_ok", lambda: True)
+        assert _api(srv, made, "MMBench_Video_demo", "--mode", "infer", "--limit", "2") == 0
+        (judged / "m/origin").mkdir(parents=True)
+        for f in (made / "m/origin").glob("*.tsv*"):  # the predictions and their sidecar, not the store
+            shutil.copy(f, judged / "m/origin" / f.name)
+        monkeypatch.setattr(D, "_torchcodec_ffmpeg_ok", lambda: False)  # no FFmpeg here: decord by default
+        monkeypatch.setattr(D, "_warned", set())
+        capsys.readouterr()
+        with pytest.warns(RuntimeWarning, match="torchcodec cannot load FFmpeg"):
+            rc = _api(srv, judged, "MMBench_Video_demo", "--mode", "eval", "--limit", "2")
+        assert rc == 0, capsys.readouterr().err
+        # Naming another decoder than the predictions': refused, with the setting named.
+        rc = _api(srv, judged, "MMBench_Video_demo", "--mode", "eval", "--limit", "2", "--decode-backend", "decord")
+    assert rc == 2 and "decode_backend unset (this command: decode_backend=decord)" in capsys.readouterr().err

@@ -93,12 +93,17 @@ def test_resume_reuses_default_cap_answers_and_not_another_decoders(eval_env, ti
     assert prepared_indices == [0, 1]  # another decoder's frames: not mixed with torchcodec's answers
 
 
-def test_qwen_preprocessing_on_the_model_device_is_another_run():
-    assert fp(preprocess_device="cpu") == OLD_TINY_GAUSSIAN
-    gpu = fp(preprocess_device="model")
-    assert gpu != OLD_TINY_GAUSSIAN and gpu == old_way("tiny-qwen2.5-vl", preprocess_device="model")
+def test_qwen_on_a_gpu_fingerprints_where_it_preprocesses():
+    """Runs before preprocess_device decoded Qwen's frames on the model's device: on a GPU that is
+    other pixels than today's CPU default, so a GPU run names its setting; on the CPU both are one."""
+    assert fp(preprocess_device="cpu") == fp(preprocess_device="model") == OLD_TINY_GAUSSIAN  # no CUDA here
+    cpu_dev = fp(device="cpu", preprocess_device="model")
+    assert cpu_dev == OLD_TINY_GAUSSIAN
+    on_gpu = fp(device="cuda:0")
+    assert on_gpu != OLD_TINY_GAUSSIAN and on_gpu == old_way("tiny-qwen2.5-vl", preprocess_device="cpu")
+    assert fp(device="cuda:0", preprocess_device="model") == old_way("tiny-qwen2.5-vl", preprocess_device="model")
     # An API model has no such setting: its stores are unaffected.
-    api = evaluate._fingerprint(args_of("GPT4o", preprocess_device="model"), 8, "MMBench_Video_demo")
+    api = evaluate._fingerprint(args_of("GPT4o", device="cuda:0", preprocess_device="model"), 8, "MMBench_Video_demo")
     assert api == evaluate._fingerprint(args_of("GPT4o"), 8, "MMBench_Video_demo")
 
 
@@ -108,8 +113,10 @@ def test_an_api_model_takes_max_new_tokens_and_its_default_is_the_same_run():
 
     assert evaluate._fingerprint(args_of("GPT4o", max_new_tokens=2048), 8, "MMBench_Video_demo") == \
         evaluate._fingerprint(args_of("GPT4o"), 8, "MMBench_Video_demo")
-    assert evaluate._fingerprint(args_of("GPT4o", max_new_tokens=64), 8, "MMBench_Video_demo") != \
-        evaluate._fingerprint(args_of("GPT4o"), 8, "MMBench_Video_demo")
+    # Runs before sent 2048 whatever the flag said: a given cap is a new key, so their stores are not reused.
+    assert evaluate._fingerprint(args_of("GPT4o", max_new_tokens=64), 8, "MMBench_Video_demo") == run_fingerprint(
+        {"model": "GPT4o", "api_model": None, "data": "MMBench_Video_demo", "data_tag": "MMBench_Video_demo",
+         "nframe": 8, "noise": "gaussian", "ratio": 0.9, "seed": 0, "max_new_tokens": 64, "api_max_tokens": 64})
     with FakeJudgeServer() as srv:
         for cap, sent in ((None, 2048), (64, 64)):
             model = build_model("openai-compatible", api_model="m", base_url=srv.base_url, max_new_tokens=cap)
