@@ -24,7 +24,6 @@ from rel_util import (
     start_eval,
     subprocess_env,
 )
-from test_eval_e2e import prepared_indices  # noqa: F401 - fixture: indices the model prepares
 
 from nrvl import evaluate
 
