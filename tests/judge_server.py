@@ -66,6 +66,15 @@ def equal_rule(question: str, answer: str, prediction: str) -> str:
     return "3" if prediction.strip().lower() == answer.strip().lower() else "0"
 
 
+
+#: Faults answered with an HTTP error: status, error type, message.
+_ERROR_FAULTS = {"500": (500, "server_error", "internal error"),
+                 "400": (400, "invalid_request_error", "content filter triggered")}
+#: Faults answered with a 200 whose body is not a chat completion: bytes, content type.
+_RAW_FAULTS = {"badjson": (b'{"id": "chatcmpl-x", "choices": [', "application/json"),
+               "bad_utf8": (b'{"id": "chatcmpl-x", "choices": "\xff\xfe"}', "application/json"),
+               "html": (b"<html><body>Welcome</body></html>", "text/html")}
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
     # Headers and body go out in two writes; with Nagle on, the body waits for the client's
@@ -152,20 +161,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(429, {"error": {"message": "Rate limit reached", "type": "rate_limit_error"}},
                             headers={"Retry-After": owner.retry_after})
             return
-        if fault == "500":
-            self._send_json(500, {"error": {"message": "internal error", "type": "server_error"}})
+        if fault in _ERROR_FAULTS:
+            status, kind, message = _ERROR_FAULTS[fault]
+            self._send_json(status, {"error": {"message": message, "type": kind}})
             return
-        if fault == "badjson":
-            self._send_raw(200, b'{"id": "chatcmpl-x", "choices": [', content_type="application/json")
-            return
-        if fault == "400":
-            self._send_json(400, {"error": {"message": "content filter triggered", "type": "invalid_request_error"}})
-            return
-        if fault == "bad_utf8":
-            self._send_raw(200, b'{"id": "chatcmpl-x", "choices": "\xff\xfe"}', content_type="application/json")
-            return
-        if fault == "html":
-            self._send_raw(200, b"<html><body>Welcome</body></html>", content_type="text/html")
+        if fault in _RAW_FAULTS:
+            body_bytes, content_type = _RAW_FAULTS[fault]
+            self._send_raw(200, body_bytes, content_type=content_type)
             return
         asked = body.get("max_tokens") or body.get("max_completion_tokens") or 0
         if owner.max_tokens_limit is not None and asked > owner.max_tokens_limit:
