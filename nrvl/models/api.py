@@ -64,7 +64,6 @@ DEFAULT_PREPARE_MIB = 256.0
 def prepare_budget(value=None) -> int:
     """Bytes of decoded frames a batch's preparation holds at once: ``value`` MiB, else
     ``$NRVL_API_PREPARE_MIB``, else :data:`DEFAULT_PREPARE_MIB`; 0 prepares one clip at a time."""
-    import math
     import os
 
     env = value is None and "NRVL_API_PREPARE_MIB" in os.environ
