@@ -261,8 +261,12 @@ def describe_os_error(e: OSError) -> str:
 def _rank_error(info: dist.DistInfo, e: Exception, verbose: bool = False, config_code: int = EXIT_BAD_INPUT) -> tuple:
     """``(one line, exit code)`` for an exception of rank ``info.rank``'s inference, for :func:`_collective`:
     a configuration error as it is (exit ``config_code``), anything else as ``rank r: <what>`` (exit 1),
-    its traceback logged here with ``--verbose``."""
+    its traceback logged here with ``--verbose``. An exception :func:`_collected` does not take is
+    raised again."""
     from nrvl.models import ModelConfigError
+
+    if not _collected(e, info):
+        raise e
 
     if isinstance(e, EvalError):
         return _one_line(e), e.code
@@ -772,8 +776,6 @@ def _run_inference(args, info, device, samples, nframe, data_tag, paths, donor_p
             print(f"[nrvl] {args.model} on {len(samples)} samples: {len(samples) - stored} to run over "
                   f"{info.world_size} rank(s), {stored} already stored in {paths.folder}", file=sys.stderr)
     except Exception as e:  # noqa: BLE001 - every rank must reach the collective below
-        if not _collected(e, info):
-            raise
         error = _rank_error(info, e, verbose)
 
     model = None
@@ -781,8 +783,6 @@ def _run_inference(args, info, device, samples, nframe, data_tag, paths, donor_p
         try:
             model = _build_model(args, device)
         except Exception as e:  # noqa: BLE001 - as above
-            if not _collected(e, info):
-                raise
             error = _rank_error(info, e, verbose)
     _collective(error, info)
 
@@ -794,8 +794,6 @@ def _run_inference(args, info, device, samples, nframe, data_tag, paths, donor_p
             if counts["failed"]:
                 logger.warning("rank %d: %d sample(s) failed; rerun to retry them", info.rank, counts["failed"])
         except Exception as e:  # noqa: BLE001 - as above; KeyboardInterrupt is not caught
-            if not _collected(e, info):
-                raise
             error = _rank_error(info, e, verbose, config_code=EXIT_FAILED)
         finally:
             model.close()

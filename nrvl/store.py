@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
-from nrvl.atomic import append_jsonl, atomic_write_text, iter_jsonl
+from nrvl.atomic import append_jsonl, atomic_write_bytes, atomic_write_text, iter_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ def write_predictions(table, path: Union[str, Path], meta: Optional[Mapping[str,
     buf = io.StringIO()
     table.to_csv(buf, sep="\t", index=False, quoting=csv.QUOTE_ALL, lineterminator="\n")
     data = buf.getvalue().encode("utf-8")
-    out = atomic_write_text(path, buf.getvalue())
+    out = atomic_write_bytes(path, data)
     if meta is not None:
         doc = {**dict(meta), "tsv": Path(path).name, "tsv_sha256": hashlib.sha256(data).hexdigest()}
         atomic_write_text(meta_path(path), json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n")

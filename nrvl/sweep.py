@@ -619,8 +619,6 @@ def _inference(args, info, setup, runs: list[_Run], counts: SweepCounts) -> None
             jobs.append(_Job(r.variant, store, {key_of(q.index): q for q in reqs}))
             stored += sum(key_of(s.index) in done for s in setup.samples)
     except Exception as e:  # noqa: BLE001 - every rank must reach the collective below
-        if not E._collected(e, info):
-            raise
         error = E._rank_error(info, e, verbose)
     n, total = len(setup.samples), len(setup.samples) * len(runs)
     noisy = sorted({r.variant.noise for r in runs if r.variant.noise})
@@ -636,8 +634,6 @@ def _inference(args, info, setup, runs: list[_Run], counts: SweepCounts) -> None
             model = E._build_model(args, setup.device)
             counts.model_loads += 1
         except Exception as e:  # noqa: BLE001 - as above
-            if not E._collected(e, info):
-                raise
             error = E._rank_error(info, e, verbose)
     E._collective(error, info)
 
@@ -649,8 +645,6 @@ def _inference(args, info, setup, runs: list[_Run], counts: SweepCounts) -> None
             if counts.failed:
                 logger.warning("rank %d: %d sample(s) failed; rerun to retry them", info.rank, counts.failed)
         except Exception as e:  # noqa: BLE001 - as above; KeyboardInterrupt is not caught
-            if not E._collected(e, info):
-                raise
             error = E._rank_error(info, e, verbose, config_code=EXIT_FAILED)
         finally:
             model.close()
