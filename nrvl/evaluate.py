@@ -50,6 +50,7 @@ from typing import Optional, Sequence
 
 from nrvl import dist
 from nrvl._faults import kill_point
+from nrvl._text import one_line as _one_line
 
 logger = logging.getLogger("nrvl.evaluate")
 
@@ -229,10 +230,6 @@ def _check_noise(name: Optional[str]) -> None:
 
     if name not in list_noises():
         raise EvalError(f"unknown --noise_name {name!r}; valid: {', '.join(list_noises())}")
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _collective(error, info: dist.DistInfo, code: int = EXIT_BAD_INPUT) -> None:

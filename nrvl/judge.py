@@ -63,6 +63,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from nrvl import openai_endpoint as _endpoint
 from nrvl._faults import kill_point
+from nrvl._text import one_line as _one_line
 from nrvl.atomic import append_jsonl, iter_jsonl
 
 logger = logging.getLogger(__name__)
@@ -848,10 +849,6 @@ _BODY_ERRORS = (ValueError, TypeError, AttributeError, LookupError, RecursionErr
 
 #: Values that have no named fields (a JSON scalar or array), as opposed to an object or a mapping.
 _PLAIN = (str, bytes, bytearray, numbers.Number, list, tuple, type(None))
-
-
-def _one_line(text: Any) -> str:
-    return re.sub(r"\s+", " ", "{}".format(text)).strip()
 
 
 def _kind(value: Any) -> str:

@@ -69,6 +69,8 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from nrvl._text import one_line as _one_line
+
 __all__ = [
     "ReportError", "RunKey", "Run", "Problem", "Collection", "BootstrapResult", "Report",
     "METRICS", "GROUPS", "FIGURE_PX", "discover", "parse_run_name", "bootstrap_weights",
@@ -232,10 +234,6 @@ def parse_run_name(stem: str, *, model: Optional[str] = None, noise: Optional[st
                 return prefix[: d.start()], d[1], found, ratio, judge
         return None
     return None
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 def _read_rating(path: Path, metric: str) -> dict:

@@ -43,6 +43,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from nrvl._text import one_line
+
 BACKENDS = ("torchcodec", "decord")
 ENV_BACKEND = "NRVL_VIDEO_BACKEND"
 ENV_TIMEOUT = "NRVL_DECODE_TIMEOUT"
@@ -103,8 +105,7 @@ def _one_line(text: str, limit: int = 300) -> str:
     """Squash a native error message (paths of C++ sources, timestamps, newlines) into one short line."""
     text = re.sub(r"\[\d\d:\d\d:\d\d\]\s*", "", str(text))
     text = re.sub(r"(/\S+)?/\w+\.(cpp|cc|h|cu):\d+:?,?\s*", "", text)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return one_line(text, limit)
 
 
 def _error(path: str, reason: str) -> VideoDecodeError:
