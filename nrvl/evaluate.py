@@ -712,11 +712,13 @@ def _max_new_tokens_setting(args) -> Optional[int]:
 
 def _decode_backend_setting(args) -> Optional[str]:
     """The decoder the run's videos go through, when not the default (torchcodec): from
-    ``--decode-backend``, else ``$NRVL_VIDEO_BACKEND``, decord when torchcodec has no FFmpeg."""
+    ``--decode-backend``, else ``$NRVL_VIDEO_BACKEND``, decord when torchcodec has no FFmpeg.
+    ``--mode eval`` decodes nothing: there it is the decoder named, the predictions' own."""
     from nrvl.video import resolve_backend
 
     try:
-        backend = resolve_backend(getattr(args, "decode_backend", None))
+        backend = resolve_backend(getattr(args, "decode_backend", None),
+                                  fallback=getattr(args, "mode", "all") != "eval")
     except ValueError as e:
         raise EvalError(_one_line(e)) from None
     return None if backend == DEFAULT_DECODE_BACKEND else backend

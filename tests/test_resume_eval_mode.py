@@ -3,6 +3,8 @@
 the store when the store holds this run, and is an error naming the differing settings otherwise."""
 import json
 
+import warnings
+
 import pytest
 
 from nrvl import evaluate, store
@@ -212,8 +214,12 @@ def test_eval_on_a_machine_whose_decoder_falls_back_judges_predictions_made_else
         monkeypatch.setattr(D, "_torchcodec_ffmpeg_ok", lambda: False)  # no FFmpeg here: decord by default
         monkeypatch.setattr(D, "_warned", set())
         capsys.readouterr()
-        with pytest.warns(RuntimeWarning, match="torchcodec cannot load FFmpeg"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # eval decodes nothing: no word about a decoder falling back
             rc = _api(srv, judged, "MMBench_Video_demo", "--mode", "eval", "--limit", "2")
+        assert rc == 0, capsys.readouterr().err
+        # Naming the predictions' decoder, which cannot run here, is the same run: eval decodes nothing.
+        rc = _api(srv, judged, "MMBench_Video_demo", "--mode", "eval", "--limit", "2", "--decode-backend", "torchcodec")
         assert rc == 0, capsys.readouterr().err
         # Naming another decoder than the predictions': refused, with the setting named.
         rc = _api(srv, judged, "MMBench_Video_demo", "--mode", "eval", "--limit", "2", "--decode-backend", "decord")

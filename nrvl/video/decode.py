@@ -171,15 +171,17 @@ def _torchcodec_ffmpeg_ok() -> bool:
     return _TORCHCODEC_OK
 
 
-def resolve_backend(backend: str | None = None) -> str:
+def resolve_backend(backend: str | None = None, *, fallback: bool = True) -> str:
     """Pick the decoding backend: argument, else ``$NRVL_VIDEO_BACKEND``, else torchcodec.
 
     Args:
         backend: ``"torchcodec"``, ``"decord"`` or None.
+        fallback: whether to check that torchcodec can decode here (False: the name asked for,
+            checked only against the choices, e.g. to name the decoder of predictions made elsewhere).
 
     Returns:
         The backend that will be used: ``"torchcodec"`` is replaced by
-        ``"decord"`` (with a one-time warning) when torchcodec cannot load FFmpeg.
+        ``"decord"`` (with a one-time warning) when torchcodec cannot load FFmpeg and ``fallback``.
 
     Raises:
         ValueError: for an unknown name, listing the choices.
@@ -190,7 +192,7 @@ def resolve_backend(backend: str | None = None) -> str:
     name = str(backend).strip().lower()
     if name not in BACKENDS:
         raise ValueError(f"{source} must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if name == "torchcodec" and not _torchcodec_ffmpeg_ok():
+    if fallback and name == "torchcodec" and not _torchcodec_ffmpeg_ok():
         _warn_once(
             "torchcodec-ffmpeg",
             "torchcodec cannot load FFmpeg's shared libraries (on Debian 12: apt-get install libavutil57 "
