@@ -40,7 +40,10 @@ drop itself. Resample counts are drawn once per (model, data, judge) (a fixed
 seed, 2000 resamples by default) and shared by all its runs, which makes the
 family means' intervals coherent. Intervals are percentile intervals. A noise
 with no valid score (every judgement failed, ``--metric valid``) is left out of
-its family's means and listed under problems.
+its family's means and listed under problems. A resample that draws no scored
+question of a group (a small dataset, ``--metric valid``) has no drop for it;
+the interval is over the other resamples, and their count is listed under
+problems (kind ``sparse``).
 
 Usage::
 
@@ -774,6 +777,11 @@ def _paired(clean: Run, run: Run, videos: pd.Index, codes_of: pd.Series, weights
     rlo, rhi = _intervals(rels, level)
     est = {g: (float(point_d[0, i]), dlo[i], dhi[i], float(point_r[0, i]), rlo[i], rhi[i])
            for i, g in enumerate(GROUPS)}
+    for i, g in enumerate(GROUPS):  # resamples that drew no scored question of a group have no drop
+        empty = int(np.isnan(drops[:, i]).sum())
+        if empty and not math.isnan(point_d[0, i]):
+            problems.append(("sparse", f"{g}: {empty} of {len(drops)} resamples drew no scored question "
+                                       f"of it; its interval is over the other {len(drops) - empty}"))
     return {"est": est, "reps": (drops, rels), "problems": problems}
 
 

@@ -466,6 +466,23 @@ def test_a_noise_with_no_valid_score_is_left_out_of_its_family_and_listed(tmp_pa
     assert ((p["noise"] == "impulse") & (p["kind"] == "no valid score")).sum() == 1
 
 
+def test_resamples_without_a_scored_question_of_a_group_are_counted(tmp_path):
+    # Under --metric valid only video 0 has a scored Reasoning question (the third column).
+    _write_run(tmp_path, "m", "None", "None", [[3, 3, 3]] + [[3, 3, -1]] * 3)
+    _write_run(tmp_path, "m", "gaussian", "0.3", [[2, 2, 2]] + [[2, 2, -1]] * 3)
+    assert rep.main([str(tmp_path), "--metric", "valid", "--n-boot", "400", "--no-figures"]) == 0
+    p = _problems(tmp_path / "report")
+    (detail,) = p.loc[(p["noise"] == "gaussian") & (p["kind"] == "sparse"), "detail"]
+    weights = rep.bootstrap_weights(4, 400, 0)
+    empty = int((weights[:, 0] == 0).sum())           # the resamples that did not draw video 0
+    assert 0 < empty < 400
+    assert detail == (f"Reasoning: {empty} of 400 resamples drew no scored question of it; "
+                      f"its interval is over the other {400 - empty}")
+    # Under --metric all every question counts: no resample is empty.
+    assert rep.main([str(tmp_path), "--n-boot", "400", "--no-figures", "--out", str(tmp_path / "all")]) == 0
+    assert "sparse" not in set(_problems(tmp_path / "all")["kind"])
+
+
 def test_an_unfinished_clean_run_is_listed_as_origin(tmp_path):
     _write_run(tmp_path, "m", "gaussian", "0.3", [[2, 2, 2]] * 2)
     store = tmp_path / "m2" / "origin" / f"m2_{DATA}_None_None.rank0.jsonl"
