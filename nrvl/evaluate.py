@@ -454,6 +454,24 @@ def _model_tag(args) -> str:
     return args.model
 
 
+def check_model_tag(args, paths) -> None:
+    """Refuse to write over the outputs of another ``--api-model`` whose name has the same file tag
+    (``org/m`` and ``org_m`` are both ``org_m``): its predictions' sidecar names it.
+
+    Raises:
+        EvalError: the predictions at ``paths`` are another API model's (exit 2).
+    """
+    from nrvl.store import read_predictions_meta
+
+    if args.model != "openai-compatible" or not paths.predictions.is_file():
+        return
+    meta, _ = read_predictions_meta(paths.predictions)
+    made = (meta or {}).get("settings")
+    if isinstance(made, dict) and made.get("model") == args.model and made.get("api_model") not in (None, args.api_model):
+        raise EvalError(f"{paths.predictions} holds predictions of --api-model {made['api_model']!r}, whose file "
+                        f"names are those of {args.api_model!r}; use another --work-dir for one of them")
+
+
 def run(args):
     """Run one evaluation from parsed flags; returns its paths. Raises :class:`EvalError`.
 
@@ -473,6 +491,7 @@ def run(args):
     setup = _setup(args, info)
     nframe, fps, data_tag, judge_name = setup.nframe, setup.fps, setup.data_tag, setup.judge_name
     paths = run_paths(args.work_dir, _model_tag(args), data_tag, args.noise_name, args.ratio, judge_name)
+    check_model_tag(args, paths)
 
     if args.mode != "eval":
         _run_inference(args, info, setup.device, setup.samples, nframe, data_tag, paths,

@@ -562,6 +562,8 @@ def run_sweep(args, info: Optional[dist.DistInfo] = None) -> list[RunPaths]:
         vargs = argparse.Namespace(**{**vars(args), "noise_name": v.noise, "ratio": v.ratio})
         runs.append(_Run(v, vargs, E.run_paths(args.work_dir, model_tag, setup.data_tag, v.noise, v.ratio,
                                                setup.judge_name)))
+    for r in runs:
+        E.check_model_tag(r.args, r.paths)
     counts = SweepCounts()
     if args.mode != "eval":
         _inference(args, info, setup, runs, counts)

@@ -224,3 +224,28 @@ def test_eval_on_a_machine_whose_decoder_falls_back_judges_predictions_made_else
         # Naming another decoder than the predictions': refused, with the setting named.
         rc = _api(srv, judged, "MMBench_Video_demo", "--mode", "eval", "--limit", "2", "--decode-backend", "decord")
     assert rc == 2 and "decode_backend unset (this command: decode_backend=decord)" in capsys.readouterr().err
+
+
+def test_api_models_whose_names_share_a_file_tag_do_not_overwrite_each_other(tmp_path, demo_root, capsys):
+    """``org/m`` and ``org_m`` both write ``org_m_...`` files: the second is refused, single run and sweep."""
+    from judge_server import FakeJudgeServer
+
+    def run(name, *extra):
+        return evaluate.main(["--data", "MMBench_Video_demo", "--model", "openai-compatible", "--api-model", name,
+                              "--api-base", srv.base_url, "--judge", "exact_matching", "--work-dir", str(tmp_path),
+                              "--limit", "2", *extra])
+
+    with FakeJudgeServer(chat=lambda text: "an answer") as srv:
+        assert run("org/m") == 0
+        folder = tmp_path / "org_m" / "origin"
+        before = {p.name: p.read_bytes() for p in folder.iterdir() if not p.name.endswith(".jsonl")}
+        capsys.readouterr()
+        assert run("org_m") == 2
+        err = capsys.readouterr().err
+        assert "holds predictions of --api-model 'org/m', whose file names are those of 'org_m'" in err
+        assert err.count("\n") == 1
+        assert {p.name: p.read_bytes() for p in folder.iterdir() if not p.name.endswith(".jsonl")} == before
+        assert run("org_m", "--noise_name", "gaussian", "--ratio", "0.3,0.9") == 2  # a sweep's clean run too
+        assert "holds predictions of --api-model 'org/m'" in capsys.readouterr().err
+        assert not (tmp_path / "org_m" / "gaussian").exists()
+        assert run("org/m", "--mode", "eval") == 0  # the owner itself still goes on
