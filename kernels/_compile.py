@@ -31,7 +31,18 @@ __all__ = ["set_compile", "compile_mode", "maybe_compiled", "use_compiled", "AUT
 AUTO_CPU_MIN_ELEMENTS = 8_000_000
 _ALIASES = {"1": "always", "true": "always", "always": "always", "0": "never", "false": "never",
             "never": "never", "auto": "auto", "": "auto"}
-_mode = _ALIASES.get(os.environ.get("NRVL_COMPILE", "auto").strip().lower(), "auto")
+
+
+def _mode_from_env() -> str:
+    value = os.environ.get("NRVL_COMPILE", "auto")
+    if value.strip().lower() not in _ALIASES:
+        warnings.warn(f"NRVL_COMPILE={value!r} is not one of auto, always (1), never (0); using 'auto'",
+                      RuntimeWarning, stacklevel=3)
+        return "auto"
+    return _ALIASES[value.strip().lower()]
+
+
+_mode = _mode_from_env()
 _cache: dict[Callable, Callable] = {}
 _broken: set[Callable] = set()
 
@@ -77,6 +88,24 @@ def _inductor_options() -> dict:
     return {k: v for k, v in wanted.items() if hasattr(cfg, k)}
 
 
+def _dynamo_limits():
+    """Dynamo's recompile limits raised while one of our kernels runs, and only then.
+
+    Every noise's kernel shares one code object (a closure), so dynamo's per-code cache must
+    hold one entry per noise and shape (its default of 8 would send most noises back to
+    eager); a user's own compiled model keeps torch's limits.
+    """
+    import torch._dynamo
+
+    cfg = torch._dynamo.config
+    wanted = {k: max(getattr(cfg, k), _RECOMPILE_LIMIT) for k in ("recompile_limit", "cache_size_limit")
+              if hasattr(cfg, k)}
+    return cfg.patch(wanted)
+
+
+_RECOMPILE_LIMIT = 512
+
+
 def maybe_compiled(fn: Callable, device: torch.device, numel: int = 0,
                    cpu_min: int = AUTO_CPU_MIN_ELEMENTS) -> Callable:
     """``fn`` itself, or its cached ``torch.compile`` version (eager fallback on failure)."""
@@ -84,17 +113,12 @@ def maybe_compiled(fn: Callable, device: torch.device, numel: int = 0,
         return fn
     compiled = _cache.get(fn)
     if compiled is None:
-        # Every noise's kernel shares one code object (a closure), so dynamo's per-code
-        # cache must hold one entry per noise and shape.
-        import torch._dynamo
-
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 512)
-        torch._dynamo.config.cache_size_limit = max(getattr(torch._dynamo.config, "cache_size_limit", 0), 512)
         inner = torch.compile(fn, dynamic=None, options=_inductor_options())
 
         def compiled(*args, **kwargs):
             try:
-                return inner(*args, **kwargs)
+                with _dynamo_limits():
+                    return inner(*args, **kwargs)
             except Exception as e:  # noqa: BLE001 - any compiler failure falls back to the reference
                 if _mode == "always" and os.environ.get("NRVL_COMPILE_STRICT"):
                     raise

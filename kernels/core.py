@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
+import threading
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -304,7 +306,8 @@ def register_frame_noise(name: str, *, family: str, description: str, transform:
 
 def _check_video(video) -> None:
     if not isinstance(video, torch.Tensor):
-        raise TypeError(f"video must be a torch.Tensor, got {type(video).__name__}")
+        raise TypeError(f"video must be a torch.Tensor of shape [T, C, H, W] or [B, T, C, H, W], "
+                        f"got {type(video).__name__}")
     if video.dtype != torch.uint8 and not video.is_floating_point():
         raise TypeError(f"video must be uint8 or floating point on the 0..255 scale, got {video.dtype}")
     if video.dim() not in (4, 5):
@@ -315,8 +318,21 @@ def _check_video(video) -> None:
                          f"(shape {list(video.shape)}; expected [T, 3, H, W] or [B, T, 3, H, W])")
 
 
+def _check_writable(video: torch.Tensor) -> None:
+    """``inplace=True`` needs every element of ``video`` at its own address, as torch's in-place ops do."""
+    overlap = any(st == 0 and n > 1 for st, n in zip(video.stride(), video.shape))
+    if not overlap and video.numel() > 1:
+        try:
+            overlap = torch._C._debug_has_internal_overlap(video) == 1  # 1: yes, 2: too hard to tell
+        except (AttributeError, RuntimeError):
+            pass
+    if overlap:
+        raise ValueError(f"inplace=True needs a video whose elements do not share memory (an expanded or "
+                         f"overlapping view, strides {list(video.stride())}); pass inplace=False or a .clone()")
+
+
 def _check_ratio(ratio) -> float:
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real):
         if isinstance(ratio, torch.Tensor) and ratio.numel() == 1 and ratio.dtype.is_floating_point:
             ratio = float(ratio)
         else:
@@ -367,25 +383,80 @@ def exact_fp32_matmul():
     if torch.compiler.is_compiling():
         yield
         return
-    saved = []
+    _enter_exact_matmul()
     try:
-        for name in _MATMUL_BACKENDS:
-            backend = getattr(getattr(torch.backends, name, None), "matmul", None)
-            if backend is not None and hasattr(backend, "fp32_precision") and _effective_precision(backend) != "ieee":
-                saved.append((backend, backend.fp32_precision))
-                backend.fp32_precision = "ieee"
-        if not saved and not hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch < 2.9: legacy API
-            prev = torch.get_float32_matmul_precision()
-            if prev != "highest":
-                saved.append((None, prev))
-                torch.set_float32_matmul_precision("highest")
         yield
     finally:
-        for backend, v in reversed(saved):
-            if backend is None:
-                torch.set_float32_matmul_precision(v)
-            else:
-                backend.fp32_precision = v
+        _leave_exact_matmul()
+
+
+# The switch is process-wide: threads calling ``corrupt`` at once share one switch, set by the
+# first to enter and put back by the last to leave (a thread leaving early must not lower the
+# precision under another that is still inside).
+_MATMUL_LOCK = threading.Lock()
+_matmul_users = 0
+_matmul_saved: list = []
+
+
+def _enter_exact_matmul() -> None:
+    global _matmul_users
+    with _MATMUL_LOCK:
+        if _matmul_users == 0:
+            saved = []
+            try:
+                for name in _MATMUL_BACKENDS:
+                    backend = getattr(getattr(torch.backends, name, None), "matmul", None)
+                    if (backend is not None and hasattr(backend, "fp32_precision")
+                            and _effective_precision(backend) != "ieee"):
+                        saved.append((backend, backend.fp32_precision))
+                        backend.fp32_precision = "ieee"
+                if not saved and not hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch < 2.9
+                    prev = torch.get_float32_matmul_precision()
+                    if prev != "highest":
+                        saved.append((None, prev))
+                        torch.set_float32_matmul_precision("highest")
+            except BaseException:
+                _restore_matmul(saved)
+                raise
+            _matmul_saved[:] = saved
+        _matmul_users += 1
+
+
+def _leave_exact_matmul() -> None:
+    global _matmul_users
+    with _MATMUL_LOCK:
+        _matmul_users -= 1
+        if _matmul_users == 0:
+            _restore_matmul(_matmul_saved)
+            _matmul_saved.clear()
+
+
+def _restore_matmul(saved) -> None:
+    for backend, v in reversed(saved):
+        if backend is None:
+            torch.set_float32_matmul_precision(v)
+        else:
+            backend.fp32_precision = v
+
+
+@contextlib.contextmanager
+def _noise_context(device: torch.device):
+    """What every noise runs under: full float32 matmuls, no autograd, and no autocast.
+
+    A noise is a pure function of its seed: inside a caller's ``torch.autocast`` region its
+    convolutions and products would run in bf16/fp16 (other values, and out= dtype errors),
+    and with autograd on, in-place steps on saved tensors would fail. The output carries no
+    gradient.
+    """
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(exact_fp32_matmul())
+        stack.enter_context(torch.no_grad())
+        if not torch.compiler.is_compiling():
+            try:
+                stack.enter_context(torch.autocast(device_type=device.type, enabled=False))
+            except RuntimeError:  # a device type without autocast: nothing to switch off
+                pass
+        yield
 
 
 def _fold(video: torch.Tensor):
@@ -397,24 +468,56 @@ def sample_params(video: torch.Tensor, name: str, ratio: float, *, seed=None, ge
     """Draw the params ``corrupt`` would use (validating like ``corrupt``), without applying them."""
     spec, v5, _, ratio, p = _prepare(video, name, ratio, severity, params, check_finite=False)
     ctx = Context(tuple(v5.shape), v5.device, rng.seeds_from(v5.shape[0], seed, generator, v5.device), ratio)
-    return spec.sample(ctx, **p)
+    with _noise_context(v5.device):
+        return spec.sample(ctx, **p)
 
 
 def apply_params(video: torch.Tensor, name: str, params: Mapping, *, severity=None, inplace: bool = False,
                  **kw) -> torch.Tensor:
-    """Replay: apply previously drawn ``params`` (from ``sample_params`` or ``return_params=True``)."""
-    spec, v5, squeeze, _, p = _prepare(video, name, 0.0, severity, kw, check_finite=False)
-    with exact_fp32_matmul():
-        out = spec.apply(v5, params, inplace=inplace, **p)
+    """Replay: apply previously drawn ``params`` (from ``sample_params`` or ``return_params=True``).
+
+    ``params`` hold what was drawn, not the settings it was drawn with: pass the same
+    ``severity`` and parameter overrides as the call that drew them (a replay without them
+    applies the reference parameters to the drawn frames and fields).
+    """
+    spec, v5, squeeze, _, p = _prepare(video, name, 0.0, severity, kw, check_finite=False, inplace=inplace)
+    _check_params(params, v5)
+    with _noise_context(v5.device):
+        out = _apply(spec, v5, params, inplace, p)
     return out[0] if squeeze else out
 
 
-def _prepare(video, name, ratio, severity, params, check_finite):
+def _apply(spec: NoiseSpec, v5: torch.Tensor, params: Mapping, inplace: bool, p: Mapping) -> torch.Tensor:
+    if v5.numel() == 0:  # no pixel to change (B, T, H or W is 0)
+        return v5 if inplace else v5.clone()
+    return spec.apply(v5, params, inplace=inplace, **p)
+
+
+def _check_params(params, v5: torch.Tensor) -> None:
+    """``params`` must be a mapping drawn for a batch of ``v5``'s B and T (the keys every noise has)."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be the dict corrupt(..., return_params=True) returned, got {type(params).__name__}")
+    B, T = v5.shape[:2]
+    for key in ("seed", "frames", "frame_idx"):
+        if not isinstance(params.get(key), torch.Tensor):
+            raise ValueError(f"params lack the tensor {key!r}: pass the dict corrupt(..., return_params=True) returned")
+    frames = params["frames"]
+    if params["seed"].shape != (B,) or frames.shape != (B, T) or params["frame_idx"].dim() != 2 \
+            or params["frame_idx"].shape[0] != B:
+        raise ValueError(f"params were drawn for a batch of {list(frames.shape)} [B, T] clips, "
+                         f"the video has [B, T] = [{B}, {T}]")
+
+
+def _prepare(video, name, ratio, severity, params, check_finite, inplace=False):
     _check_video(video)
     spec = get_spec(name)
     ratio = _check_ratio(ratio)
     p = _resolve_params(spec, severity, params)
-    if check_finite and video.is_floating_point() and video.numel() and not bool(torch.isfinite(video).all()):
+    if inplace:
+        _check_writable(video)
+    # On the CPU only: on an accelerator the test would cost a host sync on every call.
+    if (check_finite and video.device.type == "cpu" and video.is_floating_point() and video.numel()
+            and not bool(torch.isfinite(video).all())):
         raise ValueError("video contains NaN or infinite values; expected finite values on the 0..255 scale")
     v5, squeeze = _fold(video)
     return spec, v5, squeeze, ratio, p
@@ -453,12 +556,12 @@ def corrupt(video: torch.Tensor, name: str, ratio: float, *, seed=None, generato
         >>> int((out != clip).flatten(1).any(1).sum())
         4
     """
-    spec, v5, squeeze, ratio, p = _prepare(video, name, ratio, severity, params, check_finite=True)
+    spec, v5, squeeze, ratio, p = _prepare(video, name, ratio, severity, params, check_finite=True, inplace=inplace)
     seeds = rng.seeds_from(v5.shape[0], seed, generator, v5.device)
     ctx = Context(tuple(v5.shape), v5.device, seeds, ratio)
-    with exact_fp32_matmul():
+    with _noise_context(v5.device):
         drawn = spec.sample(ctx, **p)
-        out = spec.apply(v5, drawn, inplace=inplace, **p)
+        out = _apply(spec, v5, drawn, inplace, p)
     if squeeze:
         out = out[0]
     return (out, drawn) if return_params else out

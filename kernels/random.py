@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import zlib
 
 import torch
@@ -212,14 +213,18 @@ def seeds_from(batch: int, seed=None, generator: torch.Generator | None = None,
                device: torch.device | str = "cpu") -> torch.Tensor:
     """The int64 ``[batch]`` clip seeds for ``corrupt``.
 
-    * ``seed`` int: clip ``i`` gets ``derive_seed(seed, i)`` (so clip 0 of a batch
-      equals a single call with the same int seed).
+    * ``seed`` int (any integer type; taken modulo 2**64 as a signed int64): clip ``i`` gets a
+      seed hashed from ``(seed, i)`` (``keys(seed, "clip-seed", i)``), so clip ``i`` of a batch
+      equals a single call with ``seeds_from(batch, seed)[i]`` as its seed tensor, and clip 0
+      a single call with the same int seed.
     * ``seed`` tensor: used as is (must hold ``batch`` int64 values).
     * ``generator``: seeds drawn from it (on the generator's device).
     * neither: drawn from torch's global CPU generator.
     """
     if seed is not None and generator is not None:
         raise ValueError("pass either seed or generator, not both")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     if isinstance(seed, torch.Tensor):
         if seed.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"seed tensor must be int64, got {seed.dtype}")
@@ -227,8 +232,9 @@ def seeds_from(batch: int, seed=None, generator: torch.Generator | None = None,
             raise ValueError(f"seed tensor must have shape [{batch}] (one per clip), got {list(seed.shape)}")
         return seed.to(device=device, dtype=torch.int64)
     if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise TypeError(f"seed must be an int or an int64 tensor, got {type(seed).__name__}")
+        seed = (int(seed) + 2**63) % 2**64 - 2**63  # torch.seed() and friends give values up to 2**64 - 1
         base = torch.tensor([seed], dtype=torch.int64, device=device)
         k = keys(base, "clip-seed", torch.arange(batch, device=device)).reshape(batch, 2).to(torch.int64)
         return (k[:, 0] & 0xFFFFFFFF) | ((k[:, 1] & 0x7FFFFFFF) << 32)

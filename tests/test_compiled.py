@@ -100,3 +100,32 @@ def test_auto_mode_compiles_only_large_cpu_inputs():
     K.set_compile("never")
     assert not use_compiled(torch.device("cuda"), 10**9)
     K.set_compile("auto")
+
+
+def test_dynamo_limits_are_raised_only_while_our_kernels_run(monkeypatch):
+    """Our kernels share one code object, so dynamo must hold one entry per noise and shape while
+    they run; a user's own compiled model keeps torch's limits before and after."""
+    import torch._dynamo
+
+    from nrvl.kernels import _compile
+
+    seen = []
+
+    def recording_compile(fn, **kw):
+        def run(*a, **k):
+            seen.append(torch._dynamo.config.recompile_limit)
+            return fn(*a, **k)
+        return run
+
+    monkeypatch.setattr(torch, "compile", recording_compile)
+    monkeypatch.setattr(_compile, "_cache", {})
+    monkeypatch.setattr(_compile, "_broken", set())
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
+    video = torch.randint(0, 256, (1, 4, 3, 8, 8), dtype=torch.uint8)
+    K.set_compile("always")
+    try:
+        K.corrupt(video, "contrast", 0.5, seed=1)
+    finally:
+        K.set_compile("auto")
+    assert seen and min(seen) >= 512
+    assert torch._dynamo.config.recompile_limit == 8

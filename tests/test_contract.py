@@ -155,6 +155,30 @@ def test_degenerate_sizes(name):
     assert run(one, name, 0.9, seed=1).shape == one.shape
     empty = make_video(b=0)
     assert run(empty, name, 0.9, seed=torch.zeros(0, dtype=torch.int64)).shape == empty.shape
+    for no_pixels in (make_video(h=0), make_video(w=0)):  # nothing to change, nothing to crash on
+        assert run(no_pixels, name, 0.9, seed=1).shape == no_pixels.shape
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_autocast_and_autograd_change_nothing(name):
+    """Inside a training step's bf16 autocast region, and on a float input that requires grad, a noise
+    gives what it gives outside: a pure function of its seed; its output carries no gradient."""
+    video = make_video()
+    u8, fl = run(video, name, 0.6, seed=4), run(video.float(), name, 0.6, seed=4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(run(video, name, 0.6, seed=4), u8)
+        assert torch.equal(run(video.float(), name, 0.6, seed=4), fl)
+    grad_in = video.float().requires_grad_()
+    out = run(grad_in, name, 0.6, seed=4)
+    assert not out.requires_grad and torch.equal(out, fl)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_inplace_refuses_a_video_whose_elements_share_memory(name):
+    expanded = make_video(b=1).expand(2, -1, -1, -1, -1)  # one clip seen twice: stride 0
+    with pytest.raises(ValueError, match="inplace=True needs a video whose elements do not share memory"):
+        run(expanded, name, 0.6, seed=1, inplace=True)
+    assert torch.equal(run(expanded, name, 0.6, seed=1), run(expanded.contiguous(), name, 0.6, seed=1))
 
 
 @pytest.mark.parametrize("name", NAMES)

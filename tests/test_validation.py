@@ -75,3 +75,62 @@ def test_bad_module_and_compile_arguments():
         VideoCorruption(p=2)
     with pytest.raises(ValueError, match="compile mode"):
         set_compile("sometimes")
+
+
+def test_integer_and_real_types_of_any_kind_are_accepted():
+    import numpy as np
+
+    v = torch.randint(0, 256, (2, 4, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(corrupt(v, "gaussian", 0.5, seed=np.int64(7)), corrupt(v, "gaussian", 0.5, seed=7))
+    assert torch.equal(corrupt(v, "gaussian", np.float32(0.5), seed=7), corrupt(v, "gaussian", 0.5, seed=7))
+    # torch.seed() gives values up to 2**64 - 1: taken modulo 2**64 as a signed int64
+    assert torch.equal(corrupt(v, "gaussian", 0.5, seed=2**64 - 1), corrupt(v, "gaussian", 0.5, seed=-1))
+    assert torch.equal(corrupt(v, "gaussian", 0.5, seed=2**63), corrupt(v, "gaussian", 0.5, seed=-2**63))
+    with pytest.raises(TypeError, match="generator must be a torch.Generator, got int"):
+        corrupt(v, "gaussian", 0.5, generator=3)
+
+
+def test_apply_params_refuses_params_of_another_batch():
+    from nrvl.kernels import apply_params, sample_params
+
+    v = torch.zeros(2, 4, 3, 16, 16, dtype=torch.uint8)
+    for name in ("gaussian", "random_block", "frame_drop"):
+        params = sample_params(v, name, 0.5, seed=0)
+        with pytest.raises(ValueError, match=r"params were drawn for a batch of \[2, 4\] \[B, T\] clips, "
+                                             r"the video has \[B, T\] = \[1, 4\]"):
+            apply_params(v[:1], name, params)
+    with pytest.raises(TypeError, match="params must be the dict"):
+        apply_params(v, "gaussian", [1, 2])
+    with pytest.raises(ValueError, match="params lack the tensor 'frame_idx'"):
+        apply_params(v, "gaussian", {"seed": torch.zeros(2, dtype=torch.int64), "frames": torch.zeros(2, 4)})
+
+
+def test_exact_matmul_switch_is_shared_by_overlapping_calls():
+    """Two threads in ``corrupt`` at once: the first to leave must not put the caller's lowered
+    precision back under the other (deterministic interleaving of the two context managers)."""
+    from nrvl.kernels.core import exact_fp32_matmul
+
+    saved = torch.backends.mkldnn.matmul.fp32_precision
+    torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+    try:
+        a, b = exact_fp32_matmul(), exact_fp32_matmul()
+        a.__enter__()
+        b.__enter__()
+        a.__exit__(None, None, None)
+        assert torch.backends.mkldnn.matmul.fp32_precision == "ieee"  # b is still inside
+        b.__exit__(None, None, None)
+        assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"  # the last out puts it back
+    finally:
+        torch.backends.mkldnn.matmul.fp32_precision = saved
+
+
+def test_a_misspelt_compile_mode_in_the_environment_warns():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NRVL_COMPILE": "alwayz"}
+    r = subprocess.run([sys.executable, "-c", "import nrvl.kernels as K; print(K.compile_mode())"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "auto"
+    assert "NRVL_COMPILE='alwayz' is not one of auto, always (1), never (0); using 'auto'" in r.stderr
