@@ -15,6 +15,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from . import random as rng
+
 __all__ = ["canny"]
 
 _TG22 = 13573  # OpenCV canny: round(tan(22.5 deg) * 2**15)
@@ -85,7 +87,7 @@ def _block_graph(weak: torch.Tensor):
     k = conn.view(-1).nonzero().squeeze(1)  # one host sync
     d = torch.div(k, nb, rounding_mode="floor")
     u = k - d * nb
-    step = torch.tensor([W2, W2 + 1, W2 - 1], dtype=torch.int64, device=weak.device)
+    step = rng.host_to_device([W2, W2 + 1, W2 - 1], torch.int64, weak.device)
     return active, runs, u, u + step[d]
 
 

@@ -259,8 +259,8 @@ def pnoise2_grid(x: torch.Tensor, y: torch.Tensor, *, octaves: int = 1, persiste
         x: float32 ``[W]``; y: float32 ``[H]`` (the C code's float arguments).
     """
     device = x.device
-    perm = torch.tensor(_PERM + _PERM, dtype=torch.int64, device=device)
-    grad = torch.tensor(_GRAD2, dtype=torch.float32, device=device)
+    perm = rng.host_to_device(_PERM + _PERM, torch.int64, device)
+    grad = rng.host_to_device(_GRAD2, torch.float32, device)
     if octaves == 1:
         return _noise2(x, y, repeat, repeat, base, perm, grad)
     total = torch.zeros(y.numel(), x.numel(), dtype=torch.float32, device=device)
@@ -371,7 +371,7 @@ def _dendrites(seeds: torch.Tensor, stream: str, K: int, H: int, W: int, haze: t
     arm = torch.stack([theta, theta + math.pi + (u(4) - 0.5) * 0.6], -1)  # [count, K, 2]
     spread = math.radians(spread_deg) + (u(5) - 0.5)[..., None, None, None] * math.radians(20.0)  # [count, K, 1, 1, 1]
     t = (torch.arange(J, device=dev, dtype=torch.float32) + 1.0) / (J + 1)
-    side = torch.tensor([1.0, -1.0], device=dev)[:, None]  # [2, 1]
+    side = rng.host_to_device([1.0, -1.0], torch.float32, dev)[:, None]  # [2, 1]
     # Branches: [count, K, arm, side, J]
     b_ang = arm[..., None, None] + side * spread
     b_len = (length[..., None, None, None] * 0.5 * (1.0 - 0.8 * t) * (0.75 + 0.25 * u(6))[..., None, None, None])
@@ -438,5 +438,5 @@ def frost_textures(count: int, H: int, W: int, *, seed: int = 0, device=None) ->
     grain = rng.uniform(rng.keys(seeds, "frost/grain")[:, None, None, :],
                         torch.arange(area, dtype=torch.int32, device=dev).reshape(H, W)) - 0.5
     f = 0.16 + 0.34 * haze ** 1.2 + 1.1 * sharp + 1.4 * glow + 0.05 * grain
-    tint = torch.tensor([0.86, 0.93, 1.0], device=dev)[None, :, None, None]
+    tint = rng.host_to_device([0.86, 0.93, 1.0], torch.float32, dev)[None, :, None, None]
     return (f[:, None] * tint * 255.0).clamp_(0, 255).round_().to(torch.uint8)

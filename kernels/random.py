@@ -69,19 +69,60 @@ def mix32(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+_MASK32 = 0xFFFFFFFF
+_CLIP_SEED_STREAM = "clip-seed"
+_COUNTER_SALT = 0x2545F491
+#: Clip seeds of an int seed are derived in Python up to this batch size (a few microseconds a
+#: clip, against ~60 tiny tensor ops for any batch); the two ways give the same seeds (tested).
+HOST_SEED_MAX_BATCH = 64
+
+
+def mix32_int(x: int) -> int:
+    """``mix32`` of one 32-bit pattern in Python ints (unsigned in, unsigned out)."""
+    x &= _MASK32
+    x ^= x >> 16
+    x = (x * _M1) & _MASK32
+    x ^= x >> 15
+    x = (x * (_M2 & _MASK32)) & _MASK32
+    return x ^ (x >> 16)
+
+
+def host_to_device(values, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
+    """A small tensor made on the host, on ``device`` without a host sync.
+
+    ``torch.tensor(..., device="cuda")`` copies from pageable memory and waits for the
+    stream (a sync per call); a pinned buffer copied with ``non_blocking`` does not, and
+    torch keeps the buffer until the copy is done.
+    """
+    t = torch.as_tensor(values, dtype=dtype)
+    device = torch.device(device)
+    if device.type == "cpu":
+        return t
+    if device.type == "cuda" and torch.cuda.is_available():
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+def _full_like_scalar(value, device) -> torch.Tensor:
+    """``torch.as_tensor(value, device=device)`` for a Python number, by a fill (no host-to-device copy)."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    return torch.full((), value, device=device)
+
+
 def stream_id(name: str) -> int:
     """A stable int32 constant for a stream name (CRC-32 of its UTF-8 bytes)."""
     return _i32(zlib.crc32(name.encode("utf-8")))
 
 
 def _seed_halves(seeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The low and high 32 bits of int64 seeds, as int32 patterns.
+
+    int64 -> int32 keeps the low 32 bits (two's complement, on CPU and CUDA alike; tested
+    against the masked form), so each half is one op.
+    """
     s = seeds.to(torch.int64)
-    lo = s & 0xFFFFFFFF
-    hi = (s >> 32) & 0xFFFFFFFF
-    # Map [0, 2**32) to the int32 with the same bits without relying on overflow.
-    lo = torch.where(lo >= (1 << 31), lo - (1 << 32), lo).to(torch.int32)
-    hi = torch.where(hi >= (1 << 31), hi - (1 << 32), hi).to(torch.int32)
-    return lo, hi
+    return s.to(torch.int32), (s >> 32).to(torch.int32)
 
 
 def keys(seeds: torch.Tensor, stream: str, *counters: torch.Tensor | int) -> torch.Tensor:
@@ -99,12 +140,26 @@ def keys(seeds: torch.Tensor, stream: str, *counters: torch.Tensor | int) -> tor
     lo, hi = _seed_halves(seeds)
     h = mix32(mix32(lo ^ stream_id(stream)) ^ hi)
     for c in counters:
-        c = torch.as_tensor(c, device=h.device)
-        while h.dim() < c.dim():
-            h = h.unsqueeze(-1)
-        h = mix32(h + mix32(c.to(torch.int32) ^ 0x2545F491))
+        if isinstance(c, torch.Tensor):
+            while h.dim() < c.dim():
+                h = h.unsqueeze(-1)
+            h = mix32(h + mix32(c.to(device=h.device, dtype=torch.int32) ^ _COUNTER_SALT))
+        else:  # a Python int: its hash on the host, added as a scalar (no tensor, no copy)
+            h = mix32(h + _i32(mix32_int(int(c) ^ _COUNTER_SALT)))
     k1 = mix32(h ^ _K1_SALT)
     return torch.stack(torch.broadcast_tensors(h, k1), dim=-1)
+
+
+def _clip_seeds_host(seed: int, batch: int) -> list[int]:
+    """``seeds_from(batch, seed)`` in Python ints: the same steps as ``keys`` on ``[seed]``."""
+    lo, hi = seed & _MASK32, (seed >> 32) & _MASK32
+    h = mix32_int(mix32_int(lo ^ (stream_id(_CLIP_SEED_STREAM) & _MASK32)) ^ hi)
+    out = []
+    for i in range(batch):
+        k0 = mix32_int(h + mix32_int(i ^ _COUNTER_SALT))
+        k1 = mix32_int(k0 ^ _K1_SALT)
+        out.append(k0 | ((k1 & 0x7FFFFFFF) << 32))
+    return out
 
 
 def bits(key: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -114,7 +169,7 @@ def bits(key: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """
     if torch.compiler.is_compiling():  # inductor fuses the plain form into one loop anyway
         return _hash(index, key[..., 0], key[..., 1])
-    numel = math.prod(torch.broadcast_shapes(index.shape, key.shape[:-1]))
+    numel = _broadcast_numel(index.shape, key.shape[:-1])
     if use_compiled(index.device, numel, HASH_CPU_MIN_ELEMENTS):
         # Frame-sized draws of the eager noises (edge_sawtooth's coins and colours, glass's
         # offsets ...): one compiled loop instead of ~15 passes; the same bits (integer ops).
@@ -122,6 +177,17 @@ def bits(key: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     x = index + key[..., 0]  # a fresh tensor: hashed in place below
     s = torch.empty_like(x)
     return _mix32_(_mix32_(x, s).bitwise_xor_(key[..., 1]), s)
+
+
+def _broadcast_numel(a: tuple, b: tuple) -> int:
+    """``math.prod(torch.broadcast_shapes(a, b))`` for shapes that broadcast, without its
+    ~50 us of Python (it runs on every draw); the ops that follow check the shapes."""
+    n = 1
+    for i in range(1, max(len(a), len(b)) + 1):
+        x = a[-i] if i <= len(a) else 1
+        y = b[-i] if i <= len(b) else 1
+        n *= x if y == 1 else y
+    return n
 
 
 def _hash(index: torch.Tensor, k0: torch.Tensor, k1: torch.Tensor) -> torch.Tensor:
@@ -158,8 +224,8 @@ def normal(key: torch.Tensor, index: torch.Tensor, dtype=torch.float32) -> torch
 
 def randint(key: torch.Tensor, index: torch.Tensor, low, high) -> torch.Tensor:
     """Integers uniform in ``[low, high]`` (inclusive), int64; bounds may be tensors."""
-    low = torch.as_tensor(low, device=key.device)
-    high = torch.as_tensor(high, device=key.device)
+    low = _full_like_scalar(low, key.device)
+    high = _full_like_scalar(high, key.device)
     span = (high - low + 1).to(torch.float64)
     u = uniform(key, index, torch.float64)
     return (low + torch.floor(u * span).to(torch.int64)).minimum(high.to(torch.int64))
@@ -235,9 +301,11 @@ def seeds_from(batch: int, seed=None, generator: torch.Generator | None = None,
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise TypeError(f"seed must be an int or an int64 tensor, got {type(seed).__name__}")
         seed = (int(seed) + 2**63) % 2**64 - 2**63  # torch.seed() and friends give values up to 2**64 - 1
-        base = torch.tensor([seed], dtype=torch.int64, device=device)
-        k = keys(base, "clip-seed", torch.arange(batch, device=device)).reshape(batch, 2).to(torch.int64)
+        if batch <= HOST_SEED_MAX_BATCH:
+            return host_to_device(_clip_seeds_host(seed, batch), torch.int64, device)
+        base = torch.full((1,), seed, dtype=torch.int64, device=device)
+        k = keys(base, _CLIP_SEED_STREAM, torch.arange(batch, device=device)).reshape(batch, 2).to(torch.int64)
         return (k[:, 0] & 0xFFFFFFFF) | ((k[:, 1] & 0x7FFFFFFF) << 32)
-    gen_device = generator.device if generator is not None else "cpu"
+    gen_device = generator.device if generator is not None else torch.device("cpu")
     s = torch.randint(0, 2**62, (batch,), generator=generator, dtype=torch.int64, device=gen_device)
-    return s.to(device)
+    return host_to_device(s, torch.int64, device) if gen_device.type == "cpu" else s.to(device)

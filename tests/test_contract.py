@@ -230,3 +230,22 @@ def test_lowered_matmul_precision_changes_nothing(name, lowered_matmul_precision
     torch.set_float32_matmul_precision("highest")
     exact = corrupt(video, name, 0.75, seed=9, **kw)
     assert torch.equal(with_low, exact)
+
+
+POINTWISE = [n for n in NAMES if NOISES[n].pointwise]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", POINTWISE)
+def test_no_host_sync_on_cuda(name):
+    """The hot path of a pointwise noise on CUDA (seeds, frame choice, draws, the fused kernel)
+    never waits for the device: torch's sync debug mode turns any sync into an error."""
+    video = make_video(device="cuda")
+    run(video, name, 0.6, seed=1)  # warm-up: compilation may sync
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        run(video, name, 0.6, seed=2)
+        run(video, name, 0.6, generator=torch.Generator().manual_seed(0))
+    finally:
+        torch.cuda.set_sync_debug_mode(0)

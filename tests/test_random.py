@@ -208,3 +208,38 @@ def test_compiled_hash_equals_the_eager_one(monkeypatch):
     monkeypatch.setattr(R, "HASH_CPU_MIN_ELEMENTS", 10**9)  # "auto" below the size stays eager
     R.bits(*cases[0])
     assert calls == ["_hash", "_hash"]
+
+
+@pytest.mark.parametrize("seed", [0, 7, -1, 2**63 - 1, -(2**63), 123456789012345])
+def test_host_and_tensor_clip_seeds_agree(seed, monkeypatch):
+    """Clip seeds of an int seed are derived in Python for small batches and with tensor ops for
+    large ones: the same values either way, on both sides of the size that switches."""
+    m = R.HOST_SEED_MAX_BATCH
+    host = [R.seeds_from(b, seed) for b in (1, m)]
+    monkeypatch.setattr(R, "HOST_SEED_MAX_BATCH", 0)
+    tensor = [R.seeds_from(b, seed) for b in (1, m)]
+    assert torch.equal(host[0], tensor[0]) and torch.equal(host[1], tensor[1])
+    monkeypatch.undo()
+    assert torch.equal(R.seeds_from(m + 3, seed)[:m], host[1])  # a batch past the switch: tensor ops
+
+
+def test_int_counters_hash_like_tensor_counters():
+    seeds = torch.tensor([0, 42, 2**40 + 5, -3])
+    for c in (0, 3, -5, 2**31 - 1, 2**31, 2**32 + 7):
+        assert torch.equal(R.keys(seeds, "s", c), R.keys(seeds, "s", torch.tensor(c)))
+    assert torch.equal(R.keys(seeds, "s", torch.tensor([[1], [2], [3], [4]]), 9),
+                       R.keys(seeds, "s", torch.tensor([[1], [2], [3], [4]]), torch.tensor(9)))
+
+
+def test_seed_halves_are_the_masked_halves():
+    g = torch.Generator().manual_seed(1)
+    s = torch.cat([torch.randint(-(2**63), 2**63 - 1, (2000,), generator=g, dtype=torch.int64),
+                   torch.tensor([0, -1, 2**31, 2**32 - 1, 2**32, -(2**63), 2**63 - 1])])
+    lo, hi = R._seed_halves(s)
+    assert [v & 0xFFFFFFFF for v in lo.tolist()] == [v & 0xFFFFFFFF for v in s.tolist()]
+    assert [v & 0xFFFFFFFF for v in hi.tolist()] == [(v >> 32) & 0xFFFFFFFF for v in s.tolist()]
+
+
+@pytest.mark.parametrize("a, b", [((), ()), ((3,), ()), ((2, 1, 4), (3, 1)), ((1, 0), (5, 1)), ((4, 1), (0,))])
+def test_broadcast_numel(a, b):
+    assert R._broadcast_numel(a, b) == math.prod(torch.broadcast_shapes(a, b))
