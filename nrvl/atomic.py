@@ -114,7 +114,10 @@ def _name_the_file(e: OSError, path: Path, always: bool = False) -> OSError:
         if e.errno is None:  # raised with only a message: setting filename would turn str(e) into "[Errno None]"
             e.nrvl_path = str(path)
         else:
-            e.filename, e.filename2 = str(path), None
+            # A new error naming only ``path``: assigning ``filename2 = None`` to the OS's error would
+            # print "... -> None" (CPython tests the slot, not its value). OSError(errno, ...) picks the
+            # subclass (PermissionError, IsADirectoryError, ...) as the OS's would.
+            e = OSError(e.errno, e.strerror, str(path))
     e.nrvl_write = True
     return e
 

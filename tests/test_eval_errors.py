@@ -167,7 +167,7 @@ def _error_lines(err):
     return [line for line in err if "error:" in line]
 
 
-def test_disk_full_while_storing_is_one_line_naming_the_store(capsys, tmp_path, monkeypatch):
+def test_disk_full_while_storing_is_one_line_naming_the_store(capsys, tmp_path, monkeypatch, demo_root):  # the dataset built before the disk fills
     import errno
 
     from nrvl import atomic
@@ -182,7 +182,7 @@ def test_disk_full_while_storing_is_one_line_naming_the_store(capsys, tmp_path, 
     assert _error_lines(err) == [f"eval/run.py: error: cannot write {store}: No space left on device"]
 
 
-def test_disk_full_writing_the_predictions_is_one_line_naming_the_tsv(capsys, tmp_path, monkeypatch):
+def test_disk_full_writing_the_predictions_is_one_line_naming_the_tsv(capsys, tmp_path, monkeypatch, demo_root):  # the dataset built before the disk fills
     import errno
 
     from nrvl import atomic

@@ -233,3 +233,17 @@ def test_a_failed_whole_file_write_names_the_target_not_the_temp_file(tmp_path, 
     with pytest.raises(PermissionError) as e:
         atomic.atomic_write_text(tmp_path / "p.tsv", "x")
     assert (e.value.filename, e.value.nrvl_write) == (str(tmp_path / "p.tsv"), True)
+    assert str(e.value) == f"[Errno 13] Permission denied: '{tmp_path / 'p.tsv'}'"  # no "-> None" tail
+
+
+def test_a_failed_rename_names_only_the_target(tmp_path, monkeypatch):
+    from nrvl import atomic
+
+    def refuse(src, dst):  # os.replace's error names both files
+        raise OSError(28, "No space left on device", str(src), str(dst))
+
+    monkeypatch.setattr(atomic.os, "replace", refuse)
+    with pytest.raises(OSError) as e:
+        atomic.atomic_write_text(tmp_path / "p.tsv", "x")
+    assert str(e.value) == f"[Errno 28] No space left on device: '{tmp_path / 'p.tsv'}'"
+    assert e.value.nrvl_write and [p.name for p in tmp_path.iterdir()] == []
