@@ -658,6 +658,10 @@ def build_report(collection: Collection, *, metric: str = "all", n_boot: int = 2
                                     f"drops and intervals not computed"))
         else:
             _check_rating(clean, metric, labels[setup], problems)
+            if clean_means["Overall"] == 0 and noisy:
+                problems.append(Problem(labels[setup], CLEAN_DIR, "", "clean scores 0",
+                                        f"the clean run's Overall is 0 (metric {metric}): noisy/clean is "
+                                        f"undefined, so only drops are shown and no ratio figure is drawn"))
 
         # One set of resample counts per setup, over the clean run's videos.
         weights = codes_of = None
@@ -937,8 +941,8 @@ def _family_colors(families):
 
 
 def make_figures(report: Report, out: Path) -> list[tuple[str, str, str]]:
-    """Draw every figure into ``out`` (a folder); returns (section, file name, caption) in page order."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Draw every figure into ``out`` (a folder, made only when there is a figure); returns
+    (section, file name, caption) in page order."""
     s = report.summary
     made: list[tuple[str, str, str]] = []
     used: set[str] = set()
@@ -955,6 +959,7 @@ def make_figures(report: Report, out: Path) -> list[tuple[str, str, str]]:
     with_rel = s[~s["rel"].isna()]
     if with_rel.empty:
         return made
+    out.mkdir(parents=True, exist_ok=True)
     norm = _rel_norm(with_rel["rel"])
     ratios = sorted(s["ratio"].unique(), key=_ratio_key)
     noises = [n for n in report.noise_order if n in set(s["noise"])]
@@ -1175,6 +1180,13 @@ nav a{margin-right:12px}code{background:#f3f3f3;padding:0 3px}
 """
 
 
+def _no_figure_reason(report: Report) -> str:
+    """Why no figure could be drawn: every figure plots noisy/clean."""
+    if (report.problems["kind"] == "clean scores 0").any():
+        return "the clean run scores 0, so noisy/clean is undefined (see problems)"
+    return "no noisy run has a clean run to compare with"
+
+
 def _render_html(report: Report, work_dir: Path, figures, files) -> str:
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -1192,7 +1204,7 @@ def _render_html(report: Report, work_dir: Path, figures, files) -> str:
     if figures is None:
         figure_parts.append("<p class='none'>figures not drawn (--no-figures)</p>")
     elif not figures:
-        figure_parts.append("<p class='none'>no figures: no noisy run has a clean run to compare with</p>")
+        figure_parts.append(f"<p class='none'>no figures: {html.escape(_no_figure_reason(report))}</p>")
     section = None
     for sec, fname, caption in figures or []:
         if sec != section:

@@ -544,3 +544,16 @@ def test_level_sets_the_interval_coverage_and_the_headers(work, tmp_path, capsys
         code, err = run_report([work, "--out", tmp_path / "bad", "--level", bad, "--no-figures"], capsys)
         assert code == 2 and "--level must be in (0, 1)" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_clean_run_that_scores_0_is_listed_and_explains_the_missing_figures(tmp_path):
+    _write_run(tmp_path, "m", "None", "None", [[0, 0, 0]] * 3)
+    _write_run(tmp_path, "m", "gaussian", "0.3", [[0, 1, 0]] * 3)
+    assert rep.main([str(tmp_path)]) == 0
+    out = tmp_path / "report"
+    p = _problems(out)
+    (detail,) = p.loc[p["kind"] == "clean scores 0", "detail"]
+    assert "noisy/clean is undefined" in detail
+    assert "the clean run scores 0, so noisy/clean is undefined" in (out / "index.html").read_text()
+    assert not (out / "figures").exists()  # no empty folder
+    assert _row(_tsv(out / "summary.tsv"), noise="gaussian", ratio="0.3")["drop"] == pytest.approx(-1 / 3)
