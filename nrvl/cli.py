@@ -9,15 +9,24 @@ Subcommands:
   and ``nrvl.report.main(argv)``.
 
 Errors print one line to stderr and exit with code 2 (``--verbose`` adds the traceback).
+Python warnings raised while a command runs are shown when it ends, one
+``[nrvl] warning: ...`` line each; an error exit keeps to its one error line, which counts
+them (``--verbose`` shows them). SIGTERM stops a command the way Ctrl-C does (exit 143, 130 for Ctrl-C):
+what it finished is kept, its temporary files are removed.
 This module imports no torch: ``nrvl --help`` and argument errors stay instant.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import os
+import signal
 import sys
+import threading
 import traceback
+import warnings
 
 from nrvl import __version__
 
@@ -44,21 +53,64 @@ def build_parser() -> argparse.ArgumentParser:
     for module in COMMAND_MODULES:
         p = importlib.import_module(module).add_parser(sub)
         p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                       help="print tracebacks on errors")
+                       help="print tracebacks (and the warnings) on errors")
     for name, (_, help_) in PASSTHROUGH.items():
         sub.add_parser(name, help=help_, add_help=False)
     return parser
 
 
-def _fail(prog: str, exc: BaseException, verbose: bool) -> int:
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command runs so it stops (and cleans up) as on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum, frame):
+        raise Terminated("terminated")
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _show_warnings(caught: list) -> None:
+    """Each distinct warning as one ``[nrvl] warning: ...`` line on stderr."""
+    seen = set()
+    for w in caught:
+        text = " ".join(str(w.message).split()) or w.category.__name__
+        if text not in seen:
+            seen.add(text)
+            print(f"[nrvl] warning: {text}", file=sys.stderr)
+
+
+def _os_error_text(exc: OSError) -> str:
+    """``cannot write PATH: reason`` (our writers mark their errors), ``PATH: reason``, or the message."""
+    if not exc.strerror:
+        return " ".join(str(exc).split()) or type(exc).__name__
+    path = getattr(exc, "nrvl_path", None) or exc.filename
+    if path is None:
+        return exc.strerror
+    return f"{'cannot write ' if getattr(exc, 'nrvl_write', False) else ''}{path}: {exc.strerror}"
+
+
+def _fail(prog: str, exc: BaseException, verbose: bool, warned: int = 0) -> int:
     from nrvl.commands import CommandError
 
     if verbose:
         traceback.print_exception(exc, file=sys.stderr)
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = _os_error_text(exc) if isinstance(exc, OSError) else (" ".join(str(exc).split()) or type(exc).__name__)
     if not isinstance(exc, (CommandError, ValueError, TypeError, OSError)):
         text = f"{type(exc).__name__}: {text}"
     hint = "" if verbose or isinstance(exc, CommandError) else " (--verbose for the traceback)"
+    if warned and not verbose:  # one line per error: the warnings only with --verbose
+        shown = f"{warned} warning{'s' if warned > 1 else ''}"
+        hint = f" (--verbose for the traceback and {shown})" if hint else f" (--verbose shows {shown})"
     print(f"{prog}: error: {text}{hint}", file=sys.stderr)
     return 2
 
@@ -121,14 +173,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     prog = f"nrvl {args.command}"
-    try:
-        reuse_cpu_memory_unless_opted_out()
-        return int(args.run(args) or 0)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:
-        return _fail(prog, e, args.verbose)
+    # torch.compile's CPU path logs "No CUDA runtime is found" through this logger: noise, not news.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            with _sigterm_as_interrupt():
+                reuse_cpu_memory_unless_opted_out()
+                rc = int(args.run(args) or 0)
+        except KeyboardInterrupt as e:
+            _show_warnings(caught)
+            said = " ".join(str(e.args[0]).split()) if e.args else ""
+            print(f"{prog}: {said or 'interrupted'}", file=sys.stderr)
+            return 143 if isinstance(e, Terminated) else 130
+        except Exception as e:
+            if args.verbose:
+                _show_warnings(caught)
+            return _fail(prog, e, args.verbose, len({str(w.message) for w in caught}))
+        _show_warnings(caught)
+        return rc
 
 
 if __name__ == "__main__":

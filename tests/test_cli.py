@@ -74,8 +74,8 @@ def test_list_prints_every_registered_noise(capsys):
         row = next(ln for ln in lines if ln.split()[:1] == [name])
         assert K.NOISES[name].family in row and K.NOISES[name].description in row
     assert f"{len(names)} noises" in out
-    assert nrvl("list", "--names") == 0
-    assert capsys.readouterr().out.split() == names
+    assert nrvl("list", "--names") == 0  # grouped by family, as the table
+    assert capsys.readouterr().out.split() == [n for f in K.FAMILIES for n in K.list_noises(f)]
     assert nrvl("list", "--family", "temporal", "--names") == 0
     assert capsys.readouterr().out.split() == K.list_noises("temporal")
 
@@ -134,7 +134,7 @@ def test_corrupt_other_video_with_a_donor_file(tmp_path, video_file, donor_file)
     donor = decode_frames(donor_file, vlmeval_frame_indices(probe(donor_file).num_frames, 4))
     clean, (want, _) = expected_frames(video_file, 4, "other_video", 0.9, 0, donor=donor)
     assert torch.equal(read_pngs(out), want)
-    assert json.loads((out / "meta.json").read_text())["donor"] == str(donor_file)
+    assert json.loads((out / "meta.json").read_text())["donor"] == str(donor_file.resolve())
 
 
 # Noises that may need an asset this machine lacks (target_block's detector weights).
@@ -171,17 +171,24 @@ def test_corrupt_family_and_list(tmp_path, video_file, capsys):
 
 def test_corrupt_force_replaces_and_refuses_without(tmp_path, video_file, capsys):
     out = tmp_path / "o"
-    out.mkdir()
-    (out / "old.txt").write_text("x")
+    assert nrvl("corrupt", video_file, "--noise", "gaussian", "--ratio", 0.6, "--out", out) == 0
+    before = leftovers(out)
     assert nrvl("corrupt", video_file, "--noise", "frame_drop", "--ratio", 0.6, "--out", out) == 2
     one_error_line(capsys.readouterr().err, "--force")
-    assert leftovers(out) == ["old.txt"]
+    assert leftovers(out) == before
     assert nrvl("corrupt", video_file, "--noise", "frame_drop", "--ratio", 0.6, "--out", out, "--force") == 0
-    assert "old.txt" not in leftovers(out) and "frame_drop.mp4" in leftovers(out)
+    assert "gaussian.mp4" not in leftovers(out) and "frame_drop.mp4" in leftovers(out)
     assert leftovers(tmp_path) == ["o"]
+    # a folder of other files is never replaced (see test_cli_audit.py)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "old.txt").write_text("x")
+    assert nrvl("corrupt", video_file, "--noise", "frame_drop", "--ratio", 0.6, "--out", tmp_path / "mine",
+                "--force") == 2
+    one_error_line(capsys.readouterr().err, "old.txt")
+    assert leftovers(tmp_path / "mine") == ["old.txt"]
 
 
-def test_failure_midway_leaves_nothing(tmp_path, video_file, monkeypatch, capsys):
+def test_failure_before_a_noise_finished_leaves_nothing(tmp_path, video_file, monkeypatch, capsys):
     from nrvl.commands import corrupt as cmd
 
     calls = []
@@ -189,7 +196,7 @@ def test_failure_midway_leaves_nothing(tmp_path, video_file, monkeypatch, capsys
 
     def flaky(*a, **k):
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 1:  # a later failure keeps the noises finished (test_cli_audit.py)
             raise OSError("disk full (simulated)")
         return real(*a, **k)
 

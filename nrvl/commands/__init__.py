@@ -3,19 +3,29 @@
 Every command module exposes ``add_parser(subparsers)`` and ``run(args) -> int``
 and imports nothing heavy at module level: torch, the kernels and the decoders
 are imported inside ``run``, so ``nrvl --help`` and argument errors stay fast.
+
+Temporary files and folders the commands make are hidden and named
+``.<name>.<host>-<pid>.<random>.tmp`` (``.old`` for an output moved aside while
+it is replaced), so a later run can tell ours from anything else and remove
+those whose process is gone (a run killed with SIGKILL, or a power cut).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
+import re
+import secrets
 import shutil
-import tempfile
+import socket
 from pathlib import Path
 from typing import Iterator
 
 __all__ = ["CommandError", "ratio_arg", "positive_int", "seed_arg", "select_noises", "resolve_device",
-           "staged_dir", "check_input_file", "check_out_dir", "public_file", "current_umask"]
+           "staged_dir", "check_input_file", "check_out_dir", "check_out_file", "probe_writable",
+           "public_file", "current_umask", "temp_name", "remove_stale_temps", "make_dirs", "remove_dirs",
+           "classify_out_dir", "new_temp_dir", "land", "OUR_TEMP"]
 
 
 class CommandError(Exception):
@@ -111,20 +121,192 @@ def check_input_file(path: str, what: str = "INPUT") -> Path:
     return p
 
 
-def check_out_dir(path: str, force: bool) -> Path:
-    """The output folder: it must not exist, be empty, or ``force`` must be set (then it is replaced)."""
-    p = Path(path)
-    if p.exists():
-        if not p.is_dir():
-            raise CommandError(f"--out: {path} exists and is not a folder")
-        if any(p.iterdir()) and not force:
-            raise CommandError(f"--out: folder {path} exists and is not empty (use --force to replace it)")
-    above = p.absolute().parent
+# ----------------------------------------------------------------------------- temporary names
+
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+#: Any hidden temporary entry of ours (any host): ``.<name>.<host>-<pid>.<8 hex>.tmp|old``.
+OUR_TEMP = re.compile(r"\..+\.[A-Za-z0-9-]+-\d+\.[0-9a-f]{8}\.(tmp|old)")
+
+
+def temp_name(name: str, kind: str = "tmp") -> str:
+    """A fresh hidden name for a temporary entry beside ``name``: ``.<name>.<host>-<pid>.<random>.<kind>``."""
+    return f".{name}.{_HOST}-{os.getpid()}.{secrets.token_hex(4)}.{kind}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, under another user
+        return True
+    return True
+
+
+def remove_stale_temps(folder: Path, name: str | None = None) -> list[str]:
+    """Remove our temporary entries in ``folder`` (of ``name`` only, if given) whose process is gone.
+
+    Only entries made on this host are considered (a pid means nothing elsewhere); returns the
+    names removed.
+    """
+    stem = re.escape(name) if name is not None else ".+"
+    pattern = re.compile(rf"\.{stem}\.{re.escape(_HOST)}-(\d+)\.[0-9a-f]{{8}}\.(tmp|old)")
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = pattern.fullmatch(entry.name)
+        if m is None or int(m[1]) == os.getpid() or _pid_alive(int(m[1])):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+            removed.append(entry.name)
+        except OSError:
+            pass
+    return removed
+
+
+# ----------------------------------------------------------------------------- output checks
+
+
+def _nearest_existing(p: Path) -> Path:
+    above = p
     while not above.exists() and above != above.parent:
         above = above.parent
+    return above
+
+
+def check_out_dir(path: str, force: bool, *, inputs: dict[str, str] | None = None,
+                  resumable: bool = False) -> tuple[Path, str, dict[str, dict]]:
+    """Check ``--out DIR`` before any work: ``(path, state, finished)``.
+
+    ``state`` is ``"new"`` (does not exist), ``"empty"``, ``"single"`` (holds a one-noise
+    output) or ``"several"`` (holds per-noise folders, ``index.json``, our temp folders);
+    ``finished`` maps each noise folder of a ``"several"`` output to its ``meta.json``.
+
+    Raises:
+        CommandError: for an empty name; an ``--out`` that is, or holds, one of ``inputs``
+            (``{flag: path}``) or the current folder; a file, or a folder under a file; a
+            folder holding anything ``nrvl corrupt`` did not write (never replaced, even with
+            ``force``); and an existing output without ``force``, unless ``resumable`` and
+            it holds per-noise folders (a run of several noises goes on where it stopped).
+    """
+    if not path.strip():
+        raise CommandError("--out must name a folder, got an empty string")
+    p = Path(path)
+    here = p.resolve()
+    for flag, other in (inputs or {}).items():
+        where = Path(other).resolve()
+        if where == here:
+            raise CommandError(f"--out {path} is the {flag} file itself; name a new folder")
+        if where.is_relative_to(here):
+            raise CommandError(f"--out {path} holds the {flag} file {other}; name a folder that does not hold it")
+    if Path.cwd().resolve().is_relative_to(here):
+        raise CommandError(f"--out {path} is the current folder (or holds it); name a new folder")
+    if p.exists() and not p.is_dir():
+        raise CommandError(f"--out: {path} exists and is not a folder")
+    above = _nearest_existing(p.absolute().parent)
     if not above.is_dir():
         raise CommandError(f"--out: {path} cannot be made, {above} is a file, not a folder")
+    if p.absolute().parent.is_dir():
+        remove_stale_temps(p.absolute().parent, p.absolute().name)
+    if not p.exists():
+        return p, "new", {}
+    remove_stale_temps(p)
+    state, finished = classify_out_dir(p)
+    if state == "foreign":
+        raise CommandError(f"--out: folder {path} holds {finished['entry']!r}, which nrvl corrupt did not write; "
+                           f"refusing to write into it or replace it (name a new or empty folder)")
+    if state != "empty" and not force and not (resumable and state == "several"):
+        raise CommandError(f"--out: folder {path} exists and is not empty (use --force to replace it)")
+    return p, state, finished
+
+
+_FRAME_PNG = re.compile(r"frame_\d+\.png")
+
+
+def _read_meta(path: Path) -> dict | None:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and isinstance(meta.get("noise"), str) else None
+
+
+def _single_output(folder: Path, entries: list) -> tuple[dict | None, str | None]:
+    """``(meta, None)`` for a one-noise output folder (``meta.json``, ``<noise>.mp4``, ``frame_*.png``),
+    else ``(None, the first entry that does not belong)``."""
+    meta = _read_meta(folder / "meta.json")
+    if meta is None:
+        return None, "meta.json"
+    for e in entries:
+        if not e.is_file(follow_symlinks=False) or (
+                e.name != "meta.json" and e.name != f"{meta['noise']}.mp4" and not _FRAME_PNG.fullmatch(e.name)):
+            return None, e.name
+    return meta, None
+
+
+def classify_out_dir(folder: Path) -> tuple[str, dict]:
+    """What an existing folder holds: ``("empty"|"single"|"several", finished)`` or ``("foreign", {"entry": name})``.
+
+    ``"single"`` is a one-noise output (``meta.json``, ``<noise>.mp4``, ``frame_*.png``);
+    ``"several"`` holds only ``index.json``, complete noise folders (each a one-noise output
+    named after its noise) and our temporary entries; ``finished`` maps those noise
+    folders to their ``meta.json``.
+    """
+    import nrvl.kernels as K
+
+    entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    if not entries:
+        return "empty", {}
+    if any(e.name == "meta.json" for e in entries):
+        meta, bad = _single_output(folder, entries)
+        return ("single", {}) if meta is not None else ("foreign", {"entry": bad})
+    finished: dict[str, dict] = {}
+    for e in entries:
+        if e.name == "index.json" and e.is_file(follow_symlinks=False):
+            continue
+        if OUR_TEMP.fullmatch(e.name):
+            continue
+        if e.name in K.NOISES and e.is_dir(follow_symlinks=False):
+            sub = Path(e.path)
+            meta, bad = _single_output(sub, list(os.scandir(sub)))
+            if meta is not None and meta["noise"] == e.name:
+                finished[e.name] = meta
+                continue
+            return "foreign", {"entry": f"{e.name}/{bad or 'meta.json'}"}
+        return "foreign", {"entry": e.name}
+    return "several", finished
+
+
+def check_out_file(path: str) -> Path:
+    """``--out FILE``: not empty, not a folder, not under a file, and its folder writable (probed)."""
+    if not path.strip():
+        raise CommandError("--out must name a file, got an empty string")
+    p = Path(path)
+    if p.is_dir():
+        raise CommandError(f"--out: {path} is a folder")
+    above = _nearest_existing(p.absolute().parent)
+    if not above.is_dir():
+        raise CommandError(f"--out {path}: cannot be made, {above} is a file, not a folder")
+    probe_writable(above, f"--out {path}")
     return p
+
+
+def probe_writable(folder: Path, what: str) -> None:
+    """Make and remove a hidden folder in ``folder``: one clear error now, before any long work."""
+    probe = Path(folder) / temp_name("nrvl-probe")
+    try:
+        probe.mkdir()
+    except OSError as e:
+        raise CommandError(f"{what}: cannot write in {folder} ({e.strerror or e})") from None
+    with contextlib.suppress(OSError):
+        probe.rmdir()
 
 
 def current_umask() -> int:
@@ -139,36 +321,70 @@ def public_file(path: Path) -> None:
         os.chmod(path, 0o666 & ~current_umask())
 
 
+def make_dirs(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it created, innermost first (for :func:`remove_dirs`)."""
+    folder = Path(folder).absolute()
+    created = []
+    where = folder
+    while not where.exists():
+        created.append(where)
+        where = where.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def remove_dirs(created: list[Path]) -> None:
+    """Remove the folders :func:`make_dirs` created, innermost first, where they are empty."""
+    for d in created:
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
+def new_temp_dir(parent: Path, name: str) -> Path:
+    """A new hidden temporary folder for ``name`` in ``parent``, with the usual permissions."""
+    for _ in range(100):
+        tmp = Path(parent) / temp_name(name)
+        try:
+            tmp.mkdir(mode=0o777)  # less the umask, as mkdir gives
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot make a temporary folder for {name} in {parent}")
+
+
+def land(tmp: Path, final: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``final`` (same parent); an existing ``final`` is moved
+    aside first and deleted only after the new one is in place."""
+    old = None
+    if final.exists():
+        old = final.parent / temp_name(final.name, "old")
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def staged_dir(final: Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``final``; on success it becomes ``final``, on failure it is removed.
 
     The temporary folder is created in ``final``'s parent so the rename stays on one
-    file system. An existing ``final`` is moved aside and deleted only after the new
-    folder is in place, so a failure never leaves a half-written ``final``. Parent
-    folders created here are removed again on failure when they are empty.
+    file system, and at once, so an unwritable parent fails before any work. An existing
+    ``final`` is moved aside and deleted only after the new folder is in place, so a
+    failure never leaves a half-written ``final``. Parent folders created here are
+    removed again on failure when they are empty.
     """
     final = Path(final).absolute()
-    created = []
-    parent = final.parent
-    while not parent.exists():
-        created.append(parent)
-        parent = parent.parent
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    created = make_dirs(final.parent)
     try:
-        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it private (0700)
+        tmp = new_temp_dir(final.parent, final.name)
+    except BaseException:
+        remove_dirs(created)
+        raise
+    try:
         yield tmp
-        old = None
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
-            os.replace(final, old / final.name)
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        land(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        for d in created:  # innermost first
-            with contextlib.suppress(OSError):
-                d.rmdir()
+        remove_dirs(created)
         raise

@@ -3,7 +3,10 @@
 The first row is the clean clip; every other row is labelled with its noise, and
 the frames the noise touched (``params["frames"]``) get a red border. The sheet
 is composed in torch, labelled with PIL (this is a report, not a corruption) and
-written atomically.
+written atomically. A noise that fails here (target_block without its detector's
+weights) gets a grey row and a one-line note; when every noise fails, no sheet is
+written and the command exits 2. other_video's donor is the generated clip of
+``nrvl corrupt`` (seed ``--seed`` + 1), so both commands draw the same frames.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import io
 import sys
 from pathlib import Path
 
-from . import (CommandError, check_input_file, positive_int, ratio_arg, resolve_device, seed_arg,
+from . import (CommandError, check_input_file, check_out_file, positive_int, ratio_arg, resolve_device, seed_arg,
                select_noises)
 
 HELP = "draw a contact sheet: one row per noise, one column per frame, touched frames marked"
@@ -44,6 +47,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--thumb-width", type=positive_int, default=160, metavar="PX",
                    help="width of one frame in the sheet (default 160)")
     p.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--decode-backend", dest="decode_backend", choices=("torchcodec", "decord"), default=None,
+                   help="decoder of INPUT (default: $NRVL_VIDEO_BACKEND, else torchcodec, falling back to decord)")
     p.set_defaults(run=run)
     return p
 
@@ -119,13 +124,11 @@ def _font(size: int):
 
 
 def run(args) -> int:
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
+    if args.out.strip() and Path(args.out).suffix.lower() != ".png":
         raise CommandError(f"--out must be a .png file, got {args.out}")
-    if out.exists() and out.is_dir():
-        raise CommandError(f"--out: {args.out} is a folder")
     src = check_input_file(args.input) if args.input is not None else None
     names = select_noises(args.noises)
+    out = check_out_file(args.out)  # before any decoding: an --out that cannot be written fails at once
     device = resolve_device(args.device)
     import nrvl.kernels as K
     from tqdm import tqdm
@@ -133,35 +136,45 @@ def run(args) -> int:
     from nrvl.atomic import atomic_write_bytes
     from nrvl.video import make_clip
 
+    from .corrupt import _decode, generated_donor, noise_failure
+
     if src is None:
         frames = make_clip(args.frames, *CLIP_SIZE, seed=0, device=device)
     else:
-        from .corrupt import _decode
-
-        frames, _, _ = _decode(src, args.frames, device)
+        frames, _, _ = _decode(src, args.frames, device, args.decode_backend)
     T, _, H, W = frames.shape
-    donor = make_clip(T, max(H, 8), max(W, 8), seed=1, device=device)
+    donor = generated_donor(T, H, W, args.seed, device) if "other_video" in names else None
 
-    rows, marks, labels = [frames], [None], ["clean"]
-    for name in tqdm(names, desc="nrvl gallery", unit="noise", disable=None, file=sys.stderr):
+    rows, marks, labels, failed = [frames], [None], ["clean"], {}
+    bar = tqdm(names, desc="nrvl gallery", unit="noise", disable=None, file=sys.stderr)
+    for name in bar:
         kw = {"donor": donor} if name == "other_video" else {}
         severity = args.severity if K.NOISES[name].severities is not None else None
         try:
             noisy, params = K.corrupt(frames, name, args.ratio, seed=args.seed, severity=severity,
                                       return_params=True, **kw)
         except Exception as e:  # one broken noise must not sink the whole sheet
-            print(f"nrvl gallery: {name} failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-                  file=sys.stderr)
+            failed[name] = noise_failure(name, e)
+            if len(names) > 1:  # else the error line that follows says it
+                bar.write(f"nrvl gallery: {name} failed: {failed[name]}", file=sys.stderr)
             rows.append(None), marks.append(None), labels.append(f"{name} (failed)")
             continue
         rows.append(noisy)
         marks.append(params["frames"][0].tolist())
         labels.append(name)
+    if len(failed) == len(names):
+        raise CommandError(f"every noise failed, no sheet written; first: {next(iter(failed.values()))}")
 
     title = f"ratio {args.ratio:g}  seed {args.seed}" + (f"  severity {args.severity}" if args.severity else "")
     image = compose(rows, marks, labels, args.thumb_width, title)
     buf = io.BytesIO()
     image.save(buf, format="PNG", optimize=False)
-    atomic_write_bytes(out, buf.getvalue())
-    print(f"wrote {out} ({len(rows) - 1} noises + clean row, {T} frames, {image.width}x{image.height} px)")
+    try:
+        atomic_write_bytes(out, buf.getvalue())
+    except OSError as e:
+        raise CommandError(f"--out {args.out}: cannot write ({e.strerror or ' '.join(str(e).split())})") from e
+    drawn = len(names) - len(failed)
+    print(f"wrote {out} ({drawn} noise{'' if drawn == 1 else 's'} + clean row"
+          + (f", {len(failed)} failed (grey rows): {', '.join(failed)}" if failed else "")
+          + f"; {T} frames, {image.width}x{image.height} px)")
     return 0

@@ -1,22 +1,27 @@
-"""``nrvl list``: the registered noises with family, frame rule and one-line description."""
+"""``nrvl list``: the registered noises with family, frame rule and one-line description.
+
+Grouped by family in ``FAMILIES`` order (as the README's table), the reference's order within
+a family; one noise per line, the name first, so ``--names`` and ``--family`` give lists a
+script can read.
+"""
 from __future__ import annotations
 
 import argparse
 
-HELP = "list the noises (name, family, frames touched, severity table, description)"
+HELP = "list the noises by family (name, family, frames touched, severity table, description)"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("list", help=HELP, description=HELP)
     p.add_argument("--family", help="only this family (quality, blur, occlusion, temporal, lighting, "
                                     "weather, digital)")
-    p.add_argument("--names", action="store_true", help="print the names only, one per line")
+    p.add_argument("--names", action="store_true", help="print the names only, one per line (same order)")
     p.set_defaults(run=run)
     return p
 
 
 def rows(family: str | None = None) -> list[tuple[str, str, str, str, str]]:
-    """``(name, family, frames, severities, description)`` per registered noise, in registry order."""
+    """``(name, family, frames, severities, description)`` per registered noise, grouped by family."""
     import nrvl.kernels as K
 
     from . import CommandError
@@ -24,7 +29,10 @@ def rows(family: str | None = None) -> list[tuple[str, str, str, str, str]]:
     if family is not None and family not in K.FAMILIES:
         raise CommandError(f"--family must be one of {', '.join(K.FAMILIES)}, got {family!r}")
     out = []
-    for name in K.list_noises(family):
+    names = [n for fam in ([family] if family else K.FAMILIES) for n in K.list_noises(fam)]
+    if family is None:  # a noise whose family FAMILIES does not list
+        names += [n for n in K.list_noises() if n not in names]
+    for name in names:
         spec = K.NOISES[name]
         frames = {"selected": "int(T*r)", "all": "all", "custom": "custom"}[spec.frame_mode]
         out.append((name, spec.family, frames, "1-5" if spec.severities else "-", spec.description))
