@@ -16,7 +16,7 @@ order is below the clip's count (``rank < n[b]``), which needs no host sync.
 How ``ratio`` is used follows the reference (``reference/nrvl-noises.md`` 2.3):
 
 * frame_drop, frame_replace, other_video: ``int(T*ratio)`` frames per clip;
-* frame_repeat: ``int(T*(1-ratio))`` kept frames (at least frame 0);
+* frame_repeat: ``int(T*(1-ratio))`` kept frames (frame 0 alone when that is 0);
 * temporal_jitter: ``int(T*ratio*u)`` shuffled and ``int(T*(1-ratio*u))`` blanked
   frames, ``u ~ U(0, 1)`` per clip (the reference's inverted severity); at
   ``ratio == 0`` nothing (the reference's function would blank every frame).
@@ -258,7 +258,7 @@ def _frame_repeat_sample(ctx: Context) -> dict:
 register_noise(
     "frame_repeat", family=_FAMILY, temporal=True, sample=_frame_repeat_sample, apply=_remap_apply,
     frame_mode="custom",
-    description="keeps int(T*(1-ratio)) random frames (at least frame 0); every other frame "
+    description="keeps int(T*(1-ratio)) random frames (frame 0 alone when that is 0); every other frame "
                 "repeats the nearest kept one",
 )
 
