@@ -227,7 +227,7 @@ TENSOR_CASES = [
     ("inf-frames", _inf_frames, {}, ValueError, r"video contains NaN or infinite values"),
     ("ratio-nan", _clip, {"ratio": float("nan")}, ValueError, r"ratio must be in \[0, 1\], got nan"),
     ("ratio-1.5", _clip, {"ratio": 1.5}, ValueError, r"ratio must be in \[0, 1\], got 1\.5"),
-    ("not-a-tensor", lambda: _clip().numpy(), {}, TypeError, r"video must be a torch\.Tensor, got ndarray"),
+    ("not-a-tensor", lambda: _clip().numpy(), {}, TypeError, r"video must be a torch\.Tensor of shape \[T, C, H, W\] or \[B, T, C, H, W\], got ndarray"),
 ]
 
 
