@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import DEVICES, natural_clip, sync
+from conftest import DEVICES, device_name, first_call, natural_clip, sync
 from nrvl.kernels import blur
 from nrvl.kernels import random as rng
 
@@ -43,9 +43,10 @@ def test_glass_shuffle(benchmark, device):
         sync(device)
         return out
 
-    call()
+    first_call(benchmark, call)  # the warm-up (Triton's JIT on CUDA), timed
     benchmark.group = f"glass-shuffle-{device}"
-    benchmark.extra_info.update(device=str(device), impl="triton" if device == "cuda" else "torch",
+    benchmark.extra_info.update(device=str(device), device_name=device_name(device),
+                                impl="triton" if device == "cuda" else "torch",
                                 bytes_moved=2 * frames.numel() * frames.element_size())
     benchmark.pedantic(call, rounds=5 if device == "cpu" else 50, iterations=1, warmup_rounds=1)
     if benchmark.stats:

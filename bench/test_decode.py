@@ -18,6 +18,7 @@ import pytest
 import torch
 
 import nrvl.video.decode as D
+from conftest import device_name
 from nrvl.video import decode_frames, make_clip, qwen_frame_indices, vlmeval_frame_indices, write_video
 
 pytestmark = pytest.mark.decode
@@ -38,10 +39,10 @@ def hd_clip(tmp_path_factory) -> str:
     return str(path)
 
 
-def _info(benchmark, hd_clip, **extra):
+def _info(benchmark, hd_clip, device, **extra):
     benchmark.extra_info.update(
         frames=8, height=H, width=W, clip_frames=T, file_mb=round(os.path.getsize(hd_clip) / 1e6, 2),
-        threads=torch.get_num_threads(), **extra,
+        threads=torch.get_num_threads(), device=device, device_name=device_name(device), **extra,
     )
 
 
@@ -53,7 +54,7 @@ def test_decode_8_frames_cpu(benchmark, hd_clip, backend, pattern):
     out = decode_frames(hd_clip, idx, backend=backend)  # warm-up (starts decord's worker)
     assert torch.equal(out, ref)
     benchmark.group = "decode-720p-8f"
-    _info(benchmark, hd_clip, backend=backend, device="cpu", pattern=pattern)
+    _info(benchmark, hd_clip, "cpu", backend=backend, pattern=pattern)
     benchmark.pedantic(decode_frames, args=(hd_clip, idx), kwargs={"backend": backend},
                        rounds=ROUNDS, iterations=1, warmup_rounds=1)
 
@@ -72,7 +73,7 @@ def test_decode_8_frames_gpu(benchmark, hd_clip, pattern):
     out = call()
     assert out.device.type == "cuda" and (out.cpu().float() - ref.float()).abs().mean() < 3
     benchmark.group = "decode-720p-8f"
-    _info(benchmark, hd_clip, backend="torchcodec", device=torch.cuda.get_device_name(), pattern=pattern)
+    _info(benchmark, hd_clip, "cuda", backend="torchcodec", pattern=pattern)
     benchmark.pedantic(call, rounds=20, iterations=1, warmup_rounds=2)
 
 
@@ -82,7 +83,7 @@ def test_torchcodec_seek_mode(benchmark, hd_clip, seek_mode, monkeypatch):
     idx = PATTERNS["vlmeval"]
     decode_frames(hd_clip, idx, backend="torchcodec")
     benchmark.group = "decode-720p-8f-variants"
-    _info(benchmark, hd_clip, backend=f"torchcodec-{seek_mode}", device="cpu", pattern="vlmeval")
+    _info(benchmark, hd_clip, "cpu", backend=f"torchcodec-{seek_mode}", pattern="vlmeval")
     benchmark.pedantic(decode_frames, args=(hd_clip, idx), kwargs={"backend": "torchcodec"},
                        rounds=ROUNDS, iterations=1, warmup_rounds=1)
 
@@ -99,5 +100,5 @@ def test_decord_in_process_unguarded(benchmark, hd_clip):
 
     assert torch.equal(call(), decode_frames(hd_clip, idx, backend="torchcodec"))
     benchmark.group = "decode-720p-8f-variants"
-    _info(benchmark, hd_clip, backend="decord-in-process", device="cpu", pattern="vlmeval")
+    _info(benchmark, hd_clip, "cpu", backend="decord-in-process", pattern="vlmeval")
     benchmark.pedantic(call, rounds=ROUNDS, iterations=1, warmup_rounds=1)

@@ -3,43 +3,58 @@
 * CPU: one 8-frame and one 16-frame 1280x720 clip in the default mode (``NRVL_COMPILE=auto``: the fused
   compiled path for pointwise noises on clips this size, eager torch otherwise), plus the
   eager reference of the pointwise noises. ``NRVL_BENCH_FULL=1`` adds 1080p.
-* CUDA (when present): 8 and 16 frames at 720p and 1080p, timed with CUDA events after a
-  warm-up, with the peak extra memory and the ratio to the copy-bandwidth floor (one read
-  and one write of the clip at the bandwidth of a device-to-device copy, measured in the
-  same run).
+* CUDA (when present): 8 and 16 frames at 720p and 1080p, every noise. Two times per row:
+  the median wall time of a call (pytest-benchmark's clock, the device synchronised inside
+  each round), which includes the host's fixed cost of a ``corrupt`` call (about 1 ms), and
+  the GPU's own time for the call (``device_ms``: CUDA events around the call, median over
+  its rounds, L2 flushed, host launches hidden behind a spin kernel; ``conftest.cuda_device_ms``).
+  Also the peak extra memory and ``x_floor``, the device time as a multiple of the
+  copy-bandwidth floor (one read and one write of the clip at the bandwidth of a
+  device-to-device copy, measured in the same run; ``report.floor_ms``).
+  ``NRVL_WORK_MEMORY=inf`` (the "-one-chunk" mode) runs the frame noises only: pointwise
+  noises never chunk on CUDA (one fused kernel), so their rows would repeat the default ones.
 
-Each result carries ``extra_info`` (noise, device, mode, frames, size, frames/s ...). No
-timing is asserted anywhere.
+Each result carries ``extra_info`` (noise, device, mode, frames, size, frames/s,
+``first_call_ms`` = the warm-up call, compilation included ...). No timing is asserted anywhere.
 """
 from __future__ import annotations
 
 import math
 import os
+import statistics
 
 import pytest
 import torch
 
 import nrvl.kernels as K
-from conftest import DEVICES, REUSE_CPU_MEMORY, device_name, natural_clip, sync
+from conftest import DEVICES, REUSE_CPU_MEMORY, cuda_device_ms, device_name, first_call, natural_clip, sync
 from noise_inputs import extra_params
+from report import copy_bandwidth as bandwidth_of, floor_ms, times_floor
 
 NAMES = K.list_noises()
 FULL = os.environ.get("NRVL_BENCH_FULL") == "1"
 SIZES = [(8, 720, 1280), (16, 720, 1280), (8, 1080, 1920), (16, 1080, 1920)]
+DEVICE_ROUNDS = 15  # CUDA-event rounds per row (each: L2 flush, spin, one call)
 _clips: dict = {}
 _bandwidth: dict = {}
 
 
 def clip(T, H, W, device):
+    """The input clip of one size, made once per size and device.
+
+    The parametrized tests change the size fastest, so one clip per size is kept (at most the
+    sizes in ``SIZES``, about 250 MB of uint8 at 1080p); clips of another device are dropped.
+    """
     key = (T, H, W, device)
     if key not in _clips:
-        _clips.clear()  # keep one clip in memory at a time
+        for k in [k for k in _clips if k[3] != device]:
+            del _clips[k]
         _clips[key] = natural_clip(T=T, H=H, W=W, device=device)
     return _clips[key]
 
 
 def copy_bandwidth(device) -> float:
-    """Bytes/s of a device-to-device copy of a 256 MB buffer (read + write counted)."""
+    """Bytes/s of a device-to-device copy of a 256 MB buffer (read + write counted), from CUDA events."""
     if device not in _bandwidth:
         x = torch.empty(256 * 2**20, dtype=torch.uint8, device=device)
         y = torch.empty_like(x)
@@ -51,24 +66,30 @@ def copy_bandwidth(device) -> float:
             y.copy_(x)
         end.record()
         torch.cuda.synchronize()
-        _bandwidth[device] = 2 * x.numel() * 20 / (start.elapsed_time(end) / 1e3)
+        _bandwidth[device] = bandwidth_of(x.numel(), 20, start.elapsed_time(end))
     return _bandwidth[device]
 
 
 def _bench(benchmark, name, size, device, mode):
     T, H, W = size
+    one_chunk = math.isinf(K.work_memory()[0])
+    if one_chunk and device == "cuda" and mode == "default" and K.NOISES[name].pointwise:
+        pytest.skip("pointwise noises never chunk on CUDA (one fused kernel): the default row is this row")
     video = clip(T, H, W, device)
     kw = extra_params(name, video)
     K.set_compile({"default": "auto", "eager": "never", "compiled": "always"}[mode])
     try:
+        def corrupt():
+            return K.corrupt(video, name, 0.9, seed=0, **kw)
+
         def call():
-            out = K.corrupt(video, name, 0.9, seed=0, **kw)
+            out = corrupt()
             sync(device)
             return out
 
-        call()  # warm-up (and compilation where the mode compiles)
+        first_call(benchmark, call)  # the warm-up (and compilation where the mode compiles), timed
         # NRVL_WORK_MEMORY=inf (one chunk, fewer launches) is reported as its own mode.
-        label = (mode + ("-one-chunk" if math.isinf(K.work_memory()[0]) else "")
+        label = (mode + ("-one-chunk" if one_chunk else "")
                  + ("-reuse" if REUSE_CPU_MEMORY and device == "cpu" else ""))
         info = dict(noise=name, device=str(device), mode=label, frames=T, height=H, width=W,
                     device_name=device_name(device), pointwise=K.NOISES[name].pointwise)
@@ -78,13 +99,16 @@ def _bench(benchmark, name, size, device, mode):
             base = torch.cuda.memory_allocated()
             call()
             info["peak_extra_MB"] = (torch.cuda.max_memory_allocated() - base) / 2**20
-            info["floor_ms"] = 2 * video.numel() * video.element_size() / copy_bandwidth(device) * 1e3
+            info["floor_ms"] = floor_ms(video.numel() * video.element_size(), copy_bandwidth(device))
         benchmark.extra_info.update(info)
         benchmark.pedantic(call, rounds=5 if device == "cpu" else 50, iterations=1, warmup_rounds=1)
-        median = benchmark.stats.stats.median
+        median = benchmark.stats.stats.median if benchmark.stats else None  # None: --benchmark-disable
         benchmark.extra_info["frames_per_s"] = T / median if median else None
-        if "floor_ms" in info and median:
-            benchmark.extra_info["x_floor"] = median * 1e3 / info["floor_ms"]
+        if device == "cuda":
+            host_ms = median * 1e3 if median else benchmark.extra_info["first_call_ms"]
+            dev = statistics.median(cuda_device_ms(corrupt, DEVICE_ROUNDS, host_ms=host_ms))
+            benchmark.extra_info.update(device_ms=dev, device_rounds=DEVICE_ROUNDS,
+                                        x_floor=times_floor(dev, info["floor_ms"]))
     finally:
         K.set_compile("auto")
 

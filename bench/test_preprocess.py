@@ -29,7 +29,7 @@ os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")  # read at qwen_vl_
 import pytest
 import torch
 
-from conftest import DEVICES, sync
+from conftest import DEVICES, device_name, sync
 
 import nrvl.kernels as K
 from nrvl.video import (VLMEVAL_QWEN25_VL, decode_frames, qwen_frame_indices, qwen_nframes, qwen_resize,
@@ -79,7 +79,8 @@ def _timed(stages: dict, name: str, device, fn):
 
 def _report(benchmark, side: str, device, stages: dict) -> None:
     med = {k: statistics.median(v) * 1e3 for k, v in stages.items()}
-    benchmark.extra_info.update(side=f"preprocess-{side}", device=str(device), frames=NFRAME, height=720,
+    benchmark.extra_info.update(side=f"preprocess-{side}", device=str(device), device_name=device_name(device),
+                                frames=NFRAME, height=720,
                                 noise=NOISE, **{f"{k}_ms": round(v, 1) for k, v in med.items()})
     _stage_log[f"{side} ({device})"] = med
     print(f"\n{side} on {device}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in med.items())
