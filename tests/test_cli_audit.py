@@ -22,27 +22,10 @@ import nrvl.cli as cli
 import nrvl.kernels as K
 from nrvl.video import decode_frames, make_clip, probe, vlmeval_frame_indices, write_video
 
+from test_cli import nrvl as nrvl_cli, one_error_line as one_line, video_file  # noqa: F401 - a fixture
+
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
-
-
-@pytest.fixture(scope="module")
-def video_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("src") / "clip.mp4"
-    write_video(make_clip(12, 48, 64, seed=0), path, fps=8)
-    return path
-
-
-def nrvl_cli(*argv) -> int:
-    return cli.main([str(a) for a in argv])
-
-
-def one_line(err: str, *needles: str) -> str:
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1, f"expected one line on stderr, got {lines}"
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 def names_in(folder: Path) -> list[str]:
