@@ -35,14 +35,20 @@ PathLike = Union[str, "os.PathLike[str]"]
 __all__ = ["atomic_write_bytes", "atomic_write_text", "append_jsonl", "read_jsonl", "iter_jsonl"]
 
 
-_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+
+
+def temp_name(name: str, kind: str = "tmp") -> str:
+    """A fresh hidden name for a temporary entry beside ``name``: ``.<name>.<host>-<pid>.<8 hex>.<kind>``
+    (the host and pid tell a later run whether its writer is gone, :func:`pid_alive`)."""
+    return f".{name}.{HOST}-{os.getpid()}.{secrets.token_hex(4)}.{kind}"
 
 
 def _create_temp(path: Path) -> tuple[int, str]:
     """A new hidden temp file beside ``path``: (fd, name). Mode 0o666 less the umask, as open() gives."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(100):
-        tmp = path.parent / f".{path.name}.{_HOST}-{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        tmp = path.parent / temp_name(path.name)
         try:
             return os.open(tmp, flags, 0o666), str(tmp)
         except FileExistsError:
@@ -50,26 +56,27 @@ def _create_temp(path: Path) -> tuple[int, str]:
     raise FileExistsError(f"cannot create a temporary file beside {path}")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists (EPERM: it does, under another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
+    except OSError:
         return True
     return True
 
 
 def _remove_stale_temps(path: Path) -> None:
     # Temp files of this target left by a process of this host that no longer exists (killed mid-write).
-    prefix = f".{path.name}.{_HOST}-"
+    prefix = f".{path.name}.{HOST}-"
     try:
         names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n.endswith(".tmp")]
     except OSError:
         return
     for name in names:
         pid = name[len(prefix):].split(".", 1)[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             try:
                 os.unlink(path.parent / name)
             except OSError:

@@ -16,11 +16,11 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import shutil
-import socket
 from pathlib import Path
 from typing import Iterator
+
+from nrvl.atomic import HOST, pid_alive, temp_name
 
 __all__ = ["CommandError", "ratio_arg", "positive_int", "seed_arg", "select_noises", "resolve_device",
            "staged_dir", "check_input_file", "check_out_dir", "check_out_file", "probe_writable",
@@ -123,24 +123,8 @@ def check_input_file(path: str, what: str = "INPUT") -> Path:
 
 # ----------------------------------------------------------------------------- temporary names
 
-_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
 #: Any hidden temporary entry of ours (any host): ``.<name>.<host>-<pid>.<8 hex>.tmp|old``.
 OUR_TEMP = re.compile(r"\..+\.[A-Za-z0-9-]+-\d+\.[0-9a-f]{8}\.(tmp|old)")
-
-
-def temp_name(name: str, kind: str = "tmp") -> str:
-    """A fresh hidden name for a temporary entry beside ``name``: ``.<name>.<host>-<pid>.<random>.<kind>``."""
-    return f".{name}.{_HOST}-{os.getpid()}.{secrets.token_hex(4)}.{kind}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: it exists, under another user
-        return True
-    return True
 
 
 def remove_stale_temps(folder: Path, name: str | None = None) -> list[str]:
@@ -150,7 +134,7 @@ def remove_stale_temps(folder: Path, name: str | None = None) -> list[str]:
     names removed.
     """
     stem = re.escape(name) if name is not None else ".+"
-    pattern = re.compile(rf"\.{stem}\.{re.escape(_HOST)}-(\d+)\.[0-9a-f]{{8}}\.(tmp|old)")
+    pattern = re.compile(rf"\.{stem}\.{re.escape(HOST)}-(\d+)\.[0-9a-f]{{8}}\.(tmp|old)")
     removed = []
     try:
         entries = list(os.scandir(folder))
@@ -158,7 +142,7 @@ def remove_stale_temps(folder: Path, name: str | None = None) -> list[str]:
         return removed
     for entry in entries:
         m = pattern.fullmatch(entry.name)
-        if m is None or int(m[1]) == os.getpid() or _pid_alive(int(m[1])):
+        if m is None or int(m[1]) == os.getpid() or pid_alive(int(m[1])):
             continue
         try:
             if entry.is_dir(follow_symlinks=False):
