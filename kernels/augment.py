@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import get_worker_info
 
 from .core import _check_video, corrupt
-from .random import derive_seed
+from .random import derive_seed, host_to_device
 from .registry import FAMILIES, NOISES, get_spec, list_noises
 
 __all__ = ["VideoCorruption", "Choice"]
@@ -189,11 +189,13 @@ class VideoCorruption(torch.nn.Module):
             self.last_choices.append(choice)
         out = v.clone()
         for (name, ratio, severity), members in groups.items():
-            idx = torch.tensor(members, device=v.device)
+            # Host-made indices and seeds reach the device without a sync (pinned, non_blocking).
+            idx = host_to_device(members, torch.int64, v.device)
             sub = out.index_select(0, idx)
             extra = {}
             if name == "other_video":  # donor of clip i: the next clip of the whole batch
                 extra["donor"] = v.index_select(0, (idx + 1) % B)
-            res = corrupt(sub, name, ratio, seed=seeds[members].to(v.device), severity=severity, **extra)
+            res = corrupt(sub, name, ratio, seed=host_to_device(seeds[members], torch.int64, v.device),
+                          severity=severity, **extra)
             out.index_copy_(0, idx, res)
         return out[0] if squeeze else out
