@@ -195,7 +195,7 @@ class VideoCorruption(torch.nn.Module):
             extra = {}
             if name == "other_video":  # donor of clip i: the next clip of the whole batch
                 extra["donor"] = v.index_select(0, (idx + 1) % B)
-            res = corrupt(sub, name, ratio, seed=host_to_device(seeds[members], torch.int64, v.device),
-                          severity=severity, **extra)
+            # CPU seeds: corrupt copies them without a sync and hashes small draws on the host.
+            res = corrupt(sub, name, ratio, seed=seeds[members], severity=severity, **extra)
             out.index_copy_(0, idx, res)
         return out[0] if squeeze else out

@@ -350,7 +350,7 @@ def glass_shuffle(x: torch.Tensor, key: torch.Tensor, max_delta: int, iterations
 def _glass_draw(ctx: Context, frame_idx, **p) -> dict:
     """``key``: int32 ``[B, n, 2]``, the per-frame key of the shuffle's offsets."""
     _check_glass(**p)
-    return {"key": rng.keys(ctx.seeds, "glass_blur/shuffle", frame_idx)}
+    return {"key": ctx.keys("glass_blur/shuffle", frame_idx)}
 
 
 def _glass_blur(x, fp, *, sigma, max_delta, iterations):

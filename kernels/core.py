@@ -18,7 +18,7 @@ import contextlib
 import math
 import numbers
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import torch
@@ -44,12 +44,21 @@ class Context:
         device: where the video (and every drawn tensor) lives.
         seeds: int64 ``[B]`` clip seeds.
         ratio: the ``ratio`` argument of ``corrupt``.
+        host_seeds: the same seeds as Python ints when the host has them without a sync
+            (an int seed, CPU seeds or a CPU generator, small batches), else None. With them,
+            small draws (``keys``, ``select_frames``, ``frame_uniform``) are hashed in Python
+            and reach the device as one copy, instead of ~30 tiny tensor ops each (on a GPU,
+            as many kernel launches). The values are the same bits either way.
     """
 
     shape: tuple
     device: torch.device
     seeds: torch.Tensor
     ratio: float
+    host_seeds: tuple | None = None
+    # Host values of int tensors made here (frame indices), by id: lets a later draw keyed by
+    # such a tensor hash on the host too. Holds the tensor, so an id is never reused while kept.
+    _host: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def B(self) -> int:
@@ -58,6 +67,42 @@ class Context:
     @property
     def T(self) -> int:
         return self.shape[1]
+
+    def remember(self, tensor: torch.Tensor, rows: list) -> torch.Tensor:
+        """Note that ``tensor`` (int ``[B, n]``) holds ``rows`` (B lists of n ints); returns it."""
+        self._host[id(tensor)] = (tensor, rows)
+        return tensor
+
+    def host_rows(self, tensor) -> list | None:
+        """The host values of a tensor made with ``remember``, else None."""
+        entry = self._host.get(id(tensor)) if isinstance(tensor, torch.Tensor) else None
+        return entry[1] if entry is not None and entry[0] is tensor else None
+
+    def _host_counters(self, counters) -> tuple | None:
+        """``counters`` as ints and host rows, or None when some are only on the device."""
+        if not self.host_seeds:  # unknown on the host, or an empty batch
+            return None
+        out = []
+        for c in counters:
+            if isinstance(c, numbers.Integral) and not isinstance(c, bool):
+                out.append(int(c))
+            else:
+                rows = self.host_rows(c)
+                if rows is None:
+                    return None
+                out.append(rows)
+        return tuple(out) if sum(not isinstance(c, int) for c in out) <= 1 else None
+
+    def keys(self, stream: str, *counters) -> torch.Tensor:
+        """``rng.keys(self.seeds, stream, *counters)``, hashed on the host when it can be."""
+        host = self._host_counters(counters)
+        if host is not None:
+            rows = next((c for c in host if not isinstance(c, int)), None)
+            n = len(rows[0]) if rows else 1
+            if self.B * (3 + len(host)) * n <= rng.HOST_HASH_BUDGET:
+                flat, shape = rng.keys_host(self.host_seeds, stream, *host)
+                return rng.host_to_device(flat, torch.int32, self.device).reshape(shape)
+        return rng.keys(self.seeds, stream, *counters)
 
 
 def frame_count(T: int, ratio: float) -> int:
@@ -71,12 +116,21 @@ def select_frames(seeds: torch.Tensor, T: int, n: int, stream: str = "frames") -
     The order of the clip's frames is the order of their hashes, so the choice
     depends only on the clip seed (no loop, no host sync).
     """
+    return _select_frames(seeds, None, T, n, stream)[0]
+
+
+def _select_frames(seeds: torch.Tensor, host_seeds: tuple | None, T: int, n: int, stream: str = "frames"):
+    """``select_frames``, and its rows as Python ints when drawn on the host (else None): the
+    same frames, hashed in Python for small draws whose seeds the host has."""
     B = seeds.shape[0]
+    if host_seeds is not None and B * (2 + 2 * T) <= rng.HOST_HASH_BUDGET:
+        rows = [sorted(rng.order_host(s, stream, T)[:n]) for s in host_seeds]
+        return rng.host_to_device(rows, torch.int64, seeds.device).reshape(B, n), rows
     t = torch.arange(T, device=seeds.device, dtype=torch.int32)
     key = rng.keys(seeds, stream)  # [B, 2]
     h = rng.bits(key[:, None, :], t[None, :])  # [B, T], distinct within a clip (a bijection of t)
     order = torch.argsort(h, dim=1)[:, :n]
-    return torch.sort(order, dim=1).values.to(torch.int64).reshape(B, n)
+    return torch.sort(order, dim=1).values.to(torch.int64).reshape(B, n), None
 
 
 def _frames_mask(frame_idx: torch.Tensor, T: int) -> torch.Tensor:
@@ -90,15 +144,32 @@ def base_params(ctx: Context, frame_mode: str) -> dict:
     B, T = ctx.B, ctx.T
     if frame_mode == "all":
         idx = torch.arange(T, device=ctx.device, dtype=torch.int64).expand(B, T).contiguous()
+        rows = [list(range(T))] * B if ctx.host_seeds is not None else None
     else:
-        idx = select_frames(ctx.seeds, T, frame_count(T, ctx.ratio))
-    return {"seed": ctx.seeds, "frames": _frames_mask(idx, T), "frame_idx": idx}
+        idx, rows = _select_frames(ctx.seeds, ctx.host_seeds, T, frame_count(T, ctx.ratio))
+    if rows is None:
+        return {"seed": ctx.seeds, "frames": _frames_mask(idx, T), "frame_idx": idx}
+    mask = [[False] * T for _ in range(B)]
+    for m, row in zip(mask, rows):
+        for t in row:
+            m[t] = True
+    return {"seed": ctx.seeds, "frames": rng.host_to_device(mask, torch.bool, ctx.device).reshape(B, T),
+            "frame_idx": ctx.remember(idx, rows)}
 
 
 def frame_uniform(ctx: Context, frame_idx: torch.Tensor, stream: str, low=0.0, high=1.0,
                   count: int | None = None, dtype=torch.float32) -> torch.Tensor:
     """Per-frame uniforms in ``[low, high)``: ``[B, n]`` (or ``[B, n, count]``), keyed by frame index."""
-    key = rng.keys(ctx.seeds, stream, frame_idx)  # [B, n, 2]
+    rows = ctx.host_rows(frame_idx) if ctx.host_seeds else None
+    if rows is not None:
+        n, c = frame_idx.shape[1], (1 if count is None else count)
+        if ctx.B * n * (4 + 2 * c) <= rng.HOST_HASH_BUDGET:  # keys and uniforms in Python
+            flat, _ = rng.keys_host(ctx.host_seeds, stream, rows)
+            u = [rng.uniform_host(flat[j], flat[j + 1], i) for j in range(0, len(flat), 2) for i in range(c)]
+            shape = (ctx.B, n) if count is None else (ctx.B, n, count)
+            u = rng.host_to_device(u, dtype, ctx.device).reshape(shape)
+            return low + (high - low) * u
+    key = ctx.keys(stream, frame_idx)  # [B, n, 2]
     if count is None:
         u = rng.uniform(key, torch.zeros((), dtype=torch.int32, device=ctx.device), dtype)
     else:
@@ -467,7 +538,8 @@ def sample_params(video: torch.Tensor, name: str, ratio: float, *, seed=None, ge
                   severity=None, **params) -> dict:
     """Draw the params ``corrupt`` would use (validating like ``corrupt``), without applying them."""
     spec, v5, _, ratio, p = _prepare(video, name, ratio, severity, params, check_finite=False)
-    ctx = Context(tuple(v5.shape), v5.device, rng.seeds_from(v5.shape[0], seed, generator, v5.device), ratio)
+    seeds, host_seeds = rng.seeds_and_host(v5.shape[0], seed, generator, v5.device)
+    ctx = Context(tuple(v5.shape), v5.device, seeds, ratio, host_seeds)
     with _noise_context(v5.device):
         return spec.sample(ctx, **p)
 
@@ -557,8 +629,8 @@ def corrupt(video: torch.Tensor, name: str, ratio: float, *, seed=None, generato
         4
     """
     spec, v5, squeeze, ratio, p = _prepare(video, name, ratio, severity, params, check_finite=True, inplace=inplace)
-    seeds = rng.seeds_from(v5.shape[0], seed, generator, v5.device)
-    ctx = Context(tuple(v5.shape), v5.device, seeds, ratio)
+    seeds, host_seeds = rng.seeds_and_host(v5.shape[0], seed, generator, v5.device)
+    ctx = Context(tuple(v5.shape), v5.device, seeds, ratio, host_seeds)
     with _noise_context(v5.device):
         drawn = spec.sample(ctx, **p)
         out = _apply(spec, v5, drawn, inplace, p)

@@ -12,8 +12,8 @@ def _random_pixel_draw(ctx: Context, frame_idx, *, probs, value_range):
     """``key``: int32 ``[B, n, 2]`` for the mask, ``value_key``: the same for the colours."""
     float_param("probs", probs, 0.0, 1.0, strict=False)
     range_param("value_range", value_range, 0, 255, integers=True)
-    return {"key": rng.keys(ctx.seeds, "random_pixel/mask", frame_idx),
-            "value_key": rng.keys(ctx.seeds, "random_pixel/value", frame_idx)}
+    return {"key": ctx.keys("random_pixel/mask", frame_idx),
+            "value_key": ctx.keys("random_pixel/value", frame_idx)}
 
 
 def _random_pixel(x, fp, *, probs, value_range):
@@ -172,7 +172,7 @@ def _used_taps_cached(n_in: int, n_out: int, device: str, dtype) -> tuple:
 def _stretch_draw(ctx: Context, frame_idx, *, stretch_ratio):
     """``horizontal``: bool ``[B, n]``, one coin per clip (True: squeeze the width, else the height)."""
     _check_stretch(stretch_ratio=stretch_ratio)
-    key = rng.keys(ctx.seeds, "stretch_squish/axis")  # [B, 2]: one draw per clip, not per frame
+    key = ctx.keys("stretch_squish/axis")  # [B, 2]: one draw per clip, not per frame
     u = rng.uniform(key, torch.zeros((), dtype=torch.int32, device=ctx.device))
     return {"horizontal": (u > 0.5)[:, None].expand(frame_idx.shape).contiguous()}
 
@@ -241,8 +241,8 @@ def _check_edge(*, low_threshold, high_threshold, dilate_size, surround_noise_ra
 def _edge_draw(ctx: Context, frame_idx, **p) -> dict:
     """``mask_key``, ``value_key``: int32 ``[B, n, 2]`` per-frame keys of the surround coin and the colours."""
     _check_edge(**p)
-    return {"mask_key": rng.keys(ctx.seeds, "edge_sawtooth/mask", frame_idx),
-            "value_key": rng.keys(ctx.seeds, "edge_sawtooth/value", frame_idx)}
+    return {"mask_key": ctx.keys("edge_sawtooth/mask", frame_idx),
+            "value_key": ctx.keys("edge_sawtooth/value", frame_idx)}
 
 
 def _edge_mask(x, fp, lo, hi, k, q, coin_dtype):
@@ -332,7 +332,7 @@ def elastic_displacement(key: torch.Tensor, H: int, W: int, *, alpha: float = 30
 def _elastic_draw(ctx: Context, frame_idx, **p) -> dict:
     """``key``: int32 ``[B, n, 2]``, the per-frame key of the displacement field."""
     _check_elastic(**p)
-    return {"key": rng.keys(ctx.seeds, "elastic/field", frame_idx)}
+    return {"key": ctx.keys("elastic/field", frame_idx)}
 
 
 def _elastic(x, fp, *, alpha, sigma, amplitude):

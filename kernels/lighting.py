@@ -81,7 +81,7 @@ def _flicker_draw(ctx: Context, frame_idx, *, std):
     """``alpha``: float32 ``[B, T]``, 1 + std*N(0, 1) per frame (std defaults to ``ratio``)."""
     from . import random as rng
     s = ctx.ratio if std is None else float(std)
-    key = rng.keys(ctx.seeds, "flicker/alpha", frame_idx)
+    key = ctx.keys("flicker/alpha", frame_idx)
     n = rng.normal(key, torch.zeros((), dtype=torch.int32, device=ctx.device))
     return {"alpha": 1.0 + s * n}
 

@@ -15,7 +15,7 @@ from .core import Context, pixel_index, register_frame_noise
 def _pixel_key(stream: str):
     def draw(ctx: Context, frame_idx: torch.Tensor, **p) -> dict:
         """``key``: int32 ``[B, n, 2]``, the per-frame key of the per-pixel field."""
-        return {"key": rng.keys(ctx.seeds, stream, frame_idx)}
+        return {"key": ctx.keys(stream, frame_idx)}
     return draw
 
 

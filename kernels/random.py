@@ -44,6 +44,11 @@ __all__ = [
     "poisson",
     "derive_seed",
     "seeds_from",
+    "seeds_and_host",
+    "keys_host",
+    "bits_host",
+    "uniform_host",
+    "order_host",
 ]
 
 _M1 = 0x7FEB352D
@@ -148,6 +153,70 @@ def keys(seeds: torch.Tensor, stream: str, *counters: torch.Tensor | int) -> tor
             h = mix32(h + _i32(mix32_int(int(c) ^ _COUNTER_SALT)))
     k1 = mix32(h ^ _K1_SALT)
     return torch.stack(torch.broadcast_tensors(h, k1), dim=-1)
+
+
+#: A host-side draw (``keys_host``, ``uniform_host``, ``order_host``) is used while it needs at most
+#: this many ``mix32_int`` calls (~0.3 us each here): about the cost of the ~30 tiny tensor ops it
+#: replaces, each a kernel launch on an accelerator. Larger draws stay on the device.
+HOST_HASH_BUDGET = 384
+
+
+def _seed_hash_host(seed: int, stream: int) -> int:
+    """The per-clip part of ``keys``: ``mix32(mix32(lo ^ stream) ^ hi)`` of one int64 seed, unsigned."""
+    return mix32_int(mix32_int((seed & _MASK32) ^ stream) ^ ((seed >> 32) & _MASK32))
+
+
+def keys_host(seeds, stream: str, *counters) -> tuple[list[int], tuple]:
+    """``keys(seeds, stream, *counters)`` in Python ints, for seeds known on the host.
+
+    Args:
+        seeds: the ``B`` clip seeds as ints (signed int64 values).
+        counters: ints, or at most one per-clip counter given as ``B`` rows of ``n`` ints
+            (the host values of an int ``[B, n]`` tensor such as a frame index).
+
+    Returns:
+        The flat int32 patterns (row-major) and the shape ``[B, 2]`` or ``[B, n, 2]`` of the
+        tensor ``keys`` would give; the values are identical (tested).
+    """
+    sid = stream_id(stream) & _MASK32
+    base = [_seed_hash_host(s, sid) for s in seeds]
+    rows = None  # the per-clip counter, once seen: h becomes [B, n]
+    hs = [[h] for h in base]
+    for c in counters:
+        if isinstance(c, int):
+            m = mix32_int(c ^ _COUNTER_SALT)
+            hs = [[mix32_int(h + m) for h in row] for row in hs]
+        else:
+            if rows is not None or len(c) != len(seeds):
+                raise ValueError("keys_host takes at most one per-clip counter of B rows")
+            rows = c
+            hs = [[mix32_int(row[0] + mix32_int(v ^ _COUNTER_SALT)) for v in cnt] for row, cnt in zip(hs, c)]
+    flat = []
+    for row in hs:
+        for h in row:
+            flat.append(_i32(h))
+            flat.append(_i32(mix32_int(h ^ _K1_SALT)))
+    shape = (len(seeds), 2) if rows is None else (len(seeds), len(rows[0]) if rows else 0, 2)
+    return flat, shape
+
+
+def bits_host(k0: int, k1: int, index: int) -> int:
+    """``bits`` of one element in Python ints: the unsigned 32-bit pattern."""
+    return mix32_int(mix32_int((index + k0) & _MASK32) ^ (k1 & _MASK32))
+
+
+def uniform_host(k0: int, k1: int, index: int) -> float:
+    """``uniform`` of one element, exactly (a 24-bit integer times 2**-24 is exact in float32)."""
+    return ((bits_host(k0, k1, index) >> 8) & 0xFFFFFF) * _INV_2_24
+
+
+def order_host(seed: int, stream: str, T: int) -> list[int]:
+    """The frames ``0..T-1`` of one clip in the order of their hashes ``bits(keys(seed, stream), t)``
+    as int32 (the order ``torch.argsort`` gives on the device: the hashes are distinct)."""
+    h = _seed_hash_host(seed, stream_id(stream) & _MASK32)
+    k1 = mix32_int(h ^ _K1_SALT)
+    hashes = [_i32(bits_host(h, k1, t)) for t in range(T)]
+    return sorted(range(T), key=hashes.__getitem__)
 
 
 def _clip_seeds_host(seed: int, batch: int) -> list[int]:
@@ -287,6 +356,14 @@ def seeds_from(batch: int, seed=None, generator: torch.Generator | None = None,
     * ``generator``: seeds drawn from it (on the generator's device).
     * neither: drawn from torch's global CPU generator.
     """
+    return seeds_and_host(batch, seed, generator, device)[0]
+
+
+def seeds_and_host(batch: int, seed=None, generator: torch.Generator | None = None,
+                   device: torch.device | str = "cpu") -> tuple[torch.Tensor, tuple | None]:
+    """``seeds_from``, and the same seeds as Python ints when the host has them without a sync
+    (an int seed, a CPU seed tensor or a CPU generator, batches up to ``HOST_SEED_MAX_BATCH``);
+    else None. The host values let small draws be hashed in Python (``keys_host``)."""
     if seed is not None and generator is not None:
         raise ValueError("pass either seed or generator, not both")
     if generator is not None and not isinstance(generator, torch.Generator):
@@ -296,16 +373,23 @@ def seeds_from(batch: int, seed=None, generator: torch.Generator | None = None,
             raise TypeError(f"seed tensor must be int64, got {seed.dtype}")
         if seed.shape != (batch,):
             raise ValueError(f"seed tensor must have shape [{batch}] (one per clip), got {list(seed.shape)}")
-        return seed.to(device=device, dtype=torch.int64)
+        if seed.device.type != "cpu":
+            return seed.to(device=device, dtype=torch.int64), None
+        host = tuple(seed.tolist()) if batch <= HOST_SEED_MAX_BATCH else None
+        return host_to_device(seed, torch.int64, device), host
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise TypeError(f"seed must be an int or an int64 tensor, got {type(seed).__name__}")
         seed = (int(seed) + 2**63) % 2**64 - 2**63  # torch.seed() and friends give values up to 2**64 - 1
         if batch <= HOST_SEED_MAX_BATCH:
-            return host_to_device(_clip_seeds_host(seed, batch), torch.int64, device)
+            host = _clip_seeds_host(seed, batch)
+            return host_to_device(host, torch.int64, device), tuple(host)
         base = torch.full((1,), seed, dtype=torch.int64, device=device)
         k = keys(base, _CLIP_SEED_STREAM, torch.arange(batch, device=device)).reshape(batch, 2).to(torch.int64)
-        return (k[:, 0] & 0xFFFFFFFF) | ((k[:, 1] & 0x7FFFFFFF) << 32)
+        return (k[:, 0] & 0xFFFFFFFF) | ((k[:, 1] & 0x7FFFFFFF) << 32), None
     gen_device = generator.device if generator is not None else torch.device("cpu")
     s = torch.randint(0, 2**62, (batch,), generator=generator, dtype=torch.int64, device=gen_device)
-    return host_to_device(s, torch.int64, device) if gen_device.type == "cpu" else s.to(device)
+    if gen_device.type != "cpu":
+        return s.to(device), None
+    host = tuple(s.tolist()) if batch <= HOST_SEED_MAX_BATCH else None
+    return host_to_device(s, torch.int64, device), host

@@ -280,7 +280,7 @@ def _temporal_jitter_sample(ctx: Context) -> dict:
     """
     T = ctx.T
     zero = torch.zeros((), dtype=torch.int32, device=ctx.device)
-    u = rng.uniform(rng.keys(ctx.seeds, "temporal_jitter/u"), zero, torch.float64)
+    u = rng.uniform(ctx.keys("temporal_jitter/u"), zero, torch.float64)
     replace_ratio = ctx.ratio * u          # float64, as the reference's Python floats
     n_replace = torch.floor(T * replace_ratio).to(torch.int64)
     n_drop = torch.floor(T * (1.0 - replace_ratio)).to(torch.int64)
@@ -347,7 +347,7 @@ def _other_video_sample(ctx: Context, *, donor=None) -> dict:
             raise ValueError("other_video needs a donor clip: pass donor= (a [T', 3, H', W'] or "
                              "[B, T', 3, H', W'] tensor) or a batch of B > 1 clips")
         zero = torch.zeros((), dtype=torch.int32, device=ctx.device)
-        offset = rng.randint(rng.keys(ctx.seeds, "other_video/donor"), zero, 1, max(ctx.B - 1, 1))
+        offset = rng.randint(ctx.keys("other_video/donor"), zero, 1, max(ctx.B - 1, 1))
         params["donor_idx"] = (torch.arange(ctx.B, device=ctx.device) + offset) % max(ctx.B, 1)
     return params
 

@@ -192,7 +192,7 @@ def _rain_sample(ctx: Context, **p) -> dict:
     """``seed``/``frames``/``frame_idx`` plus ``key``: int32 ``[B, 2]``, the clip's drop stream."""
     _rain_check(**p)
     params = base_params(ctx, "selected")
-    params["key"] = rng.keys(ctx.seeds, "rainy/drops")
+    params["key"] = ctx.keys("rainy/drops")
     return params
 
 
@@ -391,7 +391,7 @@ def _snow_draw(ctx: Context, frame_idx, *, mean, std, zoom, threshold, radius, s
     _check(_number(radius) and radius >= 0, "radius", "snow", "a number >= 0", radius)
     _check(_number(sigma) and sigma > 0, "sigma", "snow", "a number > 0", sigma)
     _check(_number(blend) and 0 <= blend <= 1, "blend", "snow", "in [0, 1]", blend)
-    return {"key": rng.keys(ctx.seeds, "snow/flakes", frame_idx),
+    return {"key": ctx.keys("snow/flakes", frame_idx),
             "angle": frame_uniform(ctx, frame_idx, "snow/angle", -135.0, -45.0)}
 
 
