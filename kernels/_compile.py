@@ -20,7 +20,10 @@ runs eagerly: the fast path never makes a corruption fail.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+import threading
 import warnings
 from typing import Callable
 
@@ -43,8 +46,8 @@ def _mode_from_env() -> str:
 
 
 _mode = _mode_from_env()
-_cache: dict[Callable, Callable] = {}
-_broken: set[Callable] = set()
+_cache: dict[tuple, Callable] = {}   # (fn, device type) -> its compiled wrapper
+_broken: set[tuple] = set()          # (fn, device type) whose compilation failed: eager from then on
 
 
 def set_compile(mode: str | bool) -> None:
@@ -88,44 +91,98 @@ def _inductor_options() -> dict:
     return {k: v for k, v in wanted.items() if hasattr(cfg, k)}
 
 
-def _dynamo_limits():
+_limits_lock = threading.Lock()
+_limits_depth = 0
+_limits_saved: dict = {}
+
+
+def _overrides_are_context_local(cfg) -> bool:
+    """Whether this torch keeps config overrides per thread/context (ContextVar, torch >= 2.12
+    or so): then each thread raises and restores its own limits; else they are one global."""
+    entry = getattr(cfg, "_config", {}).get("recompile_limit")
+    return isinstance(getattr(entry, "user_override", None), contextvars.ContextVar)
+
+
+def _dynamo_limits(cfg=None):
     """Dynamo's recompile limits raised while one of our kernels runs, and only then.
 
     Every noise's kernel shares one code object (a closure), so dynamo's per-code cache must
     hold one entry per noise and shape (its default of 8 would send most noises back to
-    eager); a user's own compiled model keeps torch's limits.
+    eager); a user's own compiled model keeps torch's limits. Where the limits are one global
+    (older torch), threads overlapping in our kernels share one reference-counted raise, so the
+    user's values come back when the last leaves (``config.patch`` would restore out of order).
     """
-    import torch._dynamo
+    if cfg is None:
+        import torch._dynamo
 
-    cfg = torch._dynamo.config
-    wanted = {k: max(getattr(cfg, k), _RECOMPILE_LIMIT) for k in ("recompile_limit", "cache_size_limit")
-              if hasattr(cfg, k)}
-    return cfg.patch(wanted)
+        cfg = torch._dynamo.config
+    names = [k for k in ("recompile_limit", "cache_size_limit") if hasattr(cfg, k)]
+    if _overrides_are_context_local(cfg):
+        return cfg.patch({k: max(getattr(cfg, k), _RECOMPILE_LIMIT) for k in names})
+    return _global_limits(cfg, names)
+
+
+@contextlib.contextmanager
+def _global_limits(cfg, names):
+    global _limits_depth
+    with _limits_lock:
+        if _limits_depth == 0:
+            _limits_saved.clear()
+            for k in names:
+                _limits_saved[k] = getattr(cfg, k)
+                setattr(cfg, k, max(_limits_saved[k], _RECOMPILE_LIMIT))
+        _limits_depth += 1
+    try:
+        yield
+    finally:
+        with _limits_lock:
+            _limits_depth -= 1
+            if _limits_depth == 0:
+                for k, v in _limits_saved.items():
+                    setattr(cfg, k, v)
 
 
 _RECOMPILE_LIMIT = 512
 
 
+def _device_errors() -> tuple:
+    """Errors of the device, not of the compiler: re-raised, never a reason to stop compiling."""
+    errs = [torch.OutOfMemoryError]
+    if hasattr(torch, "AcceleratorError"):  # a sticky CUDA error (illegal address, ...)
+        errs.append(torch.AcceleratorError)
+    return tuple(errs)
+
+
 def maybe_compiled(fn: Callable, device: torch.device, numel: int = 0,
                    cpu_min: int = AUTO_CPU_MIN_ELEMENTS) -> Callable:
-    """``fn`` itself, or its cached ``torch.compile`` version (eager fallback on failure)."""
-    if fn in _broken or not use_compiled(device, numel, cpu_min):
+    """``fn`` itself, or its cached ``torch.compile`` version (eager fallback on failure).
+
+    A compiler failure sends ``fn`` back to eager on that device type for the rest of the
+    process, with one warning. Running out of memory (or a CUDA error) inside the compiled
+    call is raised as it is: it says nothing about the compiler, and the eager rerun would
+    need more memory, not less.
+    """
+    key = (fn, device.type)
+    if key in _broken or not use_compiled(device, numel, cpu_min):
         return fn
-    compiled = _cache.get(fn)
+    compiled = _cache.get(key)
     if compiled is None:
         inner = torch.compile(fn, dynamic=None, options=_inductor_options())
+        device_errors = _device_errors()
 
         def compiled(*args, **kwargs):
             try:
                 with _dynamo_limits():
                     return inner(*args, **kwargs)
+            except device_errors:
+                raise
             except Exception as e:  # noqa: BLE001 - any compiler failure falls back to the reference
                 if _mode == "always" and os.environ.get("NRVL_COMPILE_STRICT"):
                     raise
-                warnings.warn(f"nrvl.kernels: torch.compile failed ({type(e).__name__}: {str(e)[:200]}); "
-                              "running eagerly", RuntimeWarning, stacklevel=2)
-                _broken.add(fn)
+                warnings.warn(f"nrvl.kernels: torch.compile failed on {key[1]} ({type(e).__name__}: "
+                              f"{str(e)[:200]}); running eagerly", RuntimeWarning, stacklevel=2)
+                _broken.add(key)
                 return fn(*args, **kwargs)
 
-        _cache[fn] = compiled
+        _cache[key] = compiled
     return compiled

@@ -31,6 +31,7 @@ from . import random as rng
 from ._checks import float_param, int_param, validating_draw
 from ._filters import fft_correlate2d, gaussian_kernel1d, gaussian_radius, separable_correlate2d
 from .core import Context, register_frame_noise
+from .triton import enabled as triton_enabled
 
 __all__ = [
     "GLASS_TABLE_BITS",
@@ -324,16 +325,6 @@ def glass_shuffle_reference(x: torch.Tensor, key: torch.Tensor, table: torch.Ten
     return x.reshape(M, C, H * W).gather(2, src).reshape(M, C, H, W)
 
 
-def _triton_ready(x: torch.Tensor) -> bool:
-    if not x.is_cuda:
-        return False
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def glass_shuffle(x: torch.Tensor, key: torch.Tensor, max_delta: int, iterations: int) -> torch.Tensor:
     """Shuffle ``[M, C, H, W]`` frames: the Triton kernel on CUDA, ``glass_shuffle_reference`` elsewhere."""
     M, _, H, W = x.shape
@@ -341,7 +332,7 @@ def glass_shuffle(x: torch.Tensor, key: torch.Tensor, max_delta: int, iterations
         return x  # the reference's sweep visits no position
     table = glass_offset_table(max_delta, iterations, x.device)
     key = key.to(device=x.device, dtype=torch.int32).reshape(M, 2).contiguous()
-    if _triton_ready(x):
+    if triton_enabled(x):
         from .triton.glass import glass_shuffle_triton
         return glass_shuffle_triton(x, key, table)
     return glass_shuffle_reference(x, key, table)

@@ -24,6 +24,7 @@ from . import _procedural as proc
 from . import random as rng
 from .core import Context, apply_to_chosen, base_params, frame_uniform, from_work, register_frame_noise, to_work
 from .registry import register_noise
+from .triton import enabled as triton_enabled
 
 __all__ = [
     "rain_geometry", "rain_drops", "rain_streaks_torch", "rain_map", "fog_map",
@@ -39,15 +40,6 @@ def _compiler_disable(fn):
     return fn
 
 
-def _triton_ok(t: torch.Tensor) -> bool:
-    """Use the Triton kernels for CUDA tensors when Triton is importable."""
-    if not t.is_cuda or os.environ.get("NRVL_NO_TRITON", "0") not in ("", "0"):
-        return False
-    try:
-        import triton  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _check(cond: bool, name: str, noise: str, expected: str, got) -> None:
@@ -166,7 +158,7 @@ def rain_map(key: torch.Tensor, H: int, W: int, *, slant: float, drop_length: in
     n_drops, len_lo, len_span, dx = rain_geometry(H, W, slant=slant, drop_length=drop_length,
                                                   density=density, device=key.device)
     if use_triton is None:
-        use_triton = _triton_ok(key)
+        use_triton = triton_enabled(key)
     if use_triton:
         from .triton.rain import rain_streaks_triton
         m = rain_streaks_triton(key, H, W, n_drops=n_drops, len_lo=len_lo, len_span=len_span, dx_table=dx)
@@ -369,7 +361,7 @@ def snow_layer(key: torch.Tensor, angle: torch.Tensor, H: int, W: int, *, mean: 
     ch, cw, Hz, Wz, sy, sx = _zoom_geometry(H, W, zoom)
     dy, dx, w = snow_taps(angle, Hz, Wz, radius=radius, sigma=sigma)
     if use_triton is None:
-        use_triton = _triton_ok(key)
+        use_triton = triton_enabled(key)
     if M == 0:
         return torch.zeros(0, H, W, dtype=torch.float32, device=key.device)
     if use_triton:

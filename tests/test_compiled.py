@@ -120,12 +120,13 @@ def test_dynamo_limits_are_raised_only_while_our_kernels_run(monkeypatch):
     monkeypatch.setattr(torch, "compile", recording_compile)
     monkeypatch.setattr(_compile, "_cache", {})
     monkeypatch.setattr(_compile, "_broken", set())
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 8)
     video = torch.randint(0, 256, (1, 4, 3, 8, 8), dtype=torch.uint8)
     K.set_compile("always")
-    try:
-        K.corrupt(video, "contrast", 0.5, seed=1)
-    finally:
-        K.set_compile("auto")
-    assert seen and min(seen) >= 512
-    assert torch._dynamo.config.recompile_limit == 8
+    # config.patch, not monkeypatch: undoing a monkeypatch on a config module deletes the entry.
+    with torch._dynamo.config.patch(recompile_limit=8):
+        try:
+            K.corrupt(video, "contrast", 0.5, seed=1)
+        finally:
+            K.set_compile("auto")
+        assert seen and min(seen) >= 512
+        assert torch._dynamo.config.recompile_limit == 8

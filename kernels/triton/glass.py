@@ -25,6 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
+from . import device_guard
 from .random import bits
 
 __all__ = ["glass_shuffle_triton"]
@@ -46,9 +47,9 @@ def _glass_shuffle_kernel(
     BLOCK_H: tl.constexpr,    # tile height
     BLOCK_W: tl.constexpr,    # tile width
 ):
-    pid_w = tl.program_id(0)
+    m = tl.program_id(0).to(tl.int64)  # frames on axis 0: axes 1 and 2 stop at 65535 programs
     pid_h = tl.program_id(1)
-    m = tl.program_id(2).to(tl.int64)
+    pid_w = tl.program_id(2)
     h = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)[:, None]
     w = pid_w * BLOCK_W + tl.arange(0, BLOCK_W)[None, :]
     inside = (h < H) & (w < W)
@@ -96,9 +97,10 @@ def glass_shuffle_triton(x: torch.Tensor, key: torch.Tensor, table: torch.Tensor
     table = table.to(torch.int32).contiguous()
     # One config. The interpreter pays a fixed cost per program, so it gets big tiles.
     bh, bw = (64, 64) if _interpreting() else (8, 64)
-    grid = (triton.cdiv(W, bw), triton.cdiv(H, bh), M)
-    _glass_shuffle_kernel[grid](
-        x, out, key, table, H, W, *x.stride(), *out.stride(),
-        C=C, TABLE_BITS=TABLE_BITS, BLOCK_H=bh, BLOCK_W=bw,
-    )
+    grid = (M, triton.cdiv(H, bh), triton.cdiv(W, bw))
+    with device_guard(x):
+        _glass_shuffle_kernel[grid](
+            x, out, key, table, H, W, *x.stride(), *out.stride(),
+            C=C, TABLE_BITS=TABLE_BITS, BLOCK_H=bh, BLOCK_W=bw,
+        )
     return out

@@ -25,7 +25,10 @@ import torch
 import triton
 import triton.language as tl
 
+from . import device_guard
 from .random import bits
+
+_MAX_GRID_YZ = 65535  # CUDA's limit on grid axes 1 and 2
 
 __all__ = ["rain_streaks_triton"]
 
@@ -49,8 +52,8 @@ def _rain_streak_kernel(key_ptr,    # int32 [B, 2]: per-clip key of the "rainy/d
                         len_span,   # number of possible lengths
                         BLOCK: tl.constexpr,    # drops per program
                         MAXLEN: tl.constexpr):  # len_lo + len_span - 1, the longest streak
-    b = tl.program_id(0)
-    d = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    b = tl.program_id(1)  # clips on axis 1 (at most 65535 programs); drop blocks on axis 0
+    d = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     live = d < n_drops
     k0 = tl.load(key_ptr + b * 2)
     k1 = tl.load(key_ptr + b * 2 + 1)
@@ -66,7 +69,9 @@ def _rain_streak_kernel(key_ptr,    # int32 [B, 2]: per-clip key of the "rainy/d
         on = live & (j < L)
         y = y0 + (j * (y1 - y0)) // den
         x = x0 + (j * (x1 - x0)) // den
-        v = (7 * den - 5 * j).to(tl.float32) / (10 * den).to(tl.float32)
+        # Correctly rounded, as torch divides: a plain ``/`` compiles to an approximate
+        # division on NVIDIA GPUs (up to 2 ulp), and the map must be the reference's bits.
+        v = tl.div_rn((7 * den - 5 * j).to(tl.float32), (10 * den).to(tl.float32))
         tl.atomic_max(base + y * W + x, v.to(tl.int32, bitcast=True), mask=on)
 
 
@@ -89,7 +94,10 @@ def rain_streaks_triton(key: torch.Tensor, H: int, W: int, *, n_drops: int, len_
         block = 8192 if _INTERPRET else 256
     key = key.to(torch.int32).contiguous()
     dx_table = dx_table.to(device=key.device, dtype=torch.int32).contiguous()
-    grid = (B, triton.cdiv(n_drops, block))
-    _rain_streak_kernel[grid](key, dx_table, out, n_drops, H, W, len_lo, len_span,
-                              BLOCK=block, MAXLEN=len_lo + len_span - 1)
+    with device_guard(key):
+        for s in range(0, B, _MAX_GRID_YZ):  # clips on grid axis 1, at most 65535 a launch
+            e = min(s + _MAX_GRID_YZ, B)
+            _rain_streak_kernel[(triton.cdiv(n_drops, block), e - s)](
+                key[s:e], dx_table, out[s:e], n_drops, H, W, len_lo, len_span,
+                BLOCK=block, MAXLEN=len_lo + len_span - 1)
     return out.view(torch.float32).reshape(B, H, W)

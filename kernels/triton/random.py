@@ -18,6 +18,8 @@ import torch
 import triton
 import triton.language as tl
 
+from . import device_guard
+
 __all__ = ["mix32", "bits", "uniform", "normal", "draw_bits"]
 
 
@@ -53,7 +55,8 @@ def normal(k0, k1, index):
     i2 = index * 2
     u1 = 1.0 - uniform(k0, k1, i2)
     u2 = uniform(k0, k1, i2 + 1)
-    return tl.sqrt(-2.0 * tl.log(u1)) * tl.cos(6.283185307179586 * u2)
+    # sqrt_rn: correctly rounded, as torch's sqrt (tl.sqrt is the fast approximate one on GPUs).
+    return tl.sqrt_rn(-2.0 * tl.log(u1)) * tl.cos(6.283185307179586 * u2)
 
 
 @triton.jit
@@ -63,16 +66,17 @@ def _draw_kernel(key_ptr,     # int32 [R, 2]: one key per row
                  out_n_ptr,     # float32 [R, N]: normal
                  N,             # elements per row
                  BLOCK: tl.constexpr):
-    row = tl.program_id(0)
-    offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    row = tl.program_id(1)  # rows on axis 1 (at most 65535); element blocks on axis 0
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     m = offs < N
     k0 = tl.load(key_ptr + row * 2)
     k1 = tl.load(key_ptr + row * 2 + 1)
     idx = offs.to(tl.int32)
     b = bits(k0, k1, idx)
-    tl.store(out_bits_ptr + row * N + offs, b.to(tl.int32, bitcast=True), mask=m)
-    tl.store(out_u_ptr + row * N + offs, uniform(k0, k1, idx), mask=m)
-    tl.store(out_n_ptr + row * N + offs, normal(k0, k1, idx), mask=m)
+    at = row.to(tl.int64) * N + offs  # R * N may pass 2**31
+    tl.store(out_bits_ptr + at, b.to(tl.int32, bitcast=True), mask=m)
+    tl.store(out_u_ptr + at, uniform(k0, k1, idx), mask=m)
+    tl.store(out_n_ptr + at, normal(k0, k1, idx), mask=m)
 
 
 def draw_bits(key: torch.Tensor, n: int, block: int = 1024):
@@ -91,6 +95,11 @@ def draw_bits(key: torch.Tensor, n: int, block: int = 1024):
     out_b = torch.empty(R, n, dtype=torch.int32, device=key.device)
     out_u = torch.empty(R, n, dtype=torch.float32, device=key.device)
     out_n = torch.empty(R, n, dtype=torch.float32, device=key.device)
-    grid = (R, triton.cdiv(n, block))
-    _draw_kernel[grid](key, out_b, out_u, out_n, n, BLOCK=block)
+    if R == 0 or n == 0:
+        return out_b, out_u, out_n
+    with device_guard(key):
+        for s in range(0, R, 65535):  # rows on grid axis 1: CUDA allows 65535 a launch
+            e = min(s + 65535, R)
+            _draw_kernel[(triton.cdiv(n, block), e - s)](key[s:e], out_b[s:e], out_u[s:e], out_n[s:e], n,
+                                                         BLOCK=block)
     return out_b, out_u, out_n

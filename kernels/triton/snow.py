@@ -31,6 +31,7 @@ import torch
 import triton
 import triton.language as tl
 
+from . import device_guard
 from .random import normal
 
 __all__ = ["snow_field_triton", "snow_blur_triton"]
@@ -121,8 +122,9 @@ def snow_field_triton(key: torch.Tensor, ch: int, cw: int, Hz: int, Wz: int, sy:
         return out
     BH, BW = _tiles(Hz, Wz)
     grid = (M, triton.cdiv(Hz, BH), triton.cdiv(Wz, BW))
-    _snow_field_kernel[grid](key.to(torch.int32).contiguous(), out, ch, cw, Hz, Wz, float(sy), float(sx),
-                             float(mean), float(std), float(threshold), BH=BH, BW=BW)
+    with device_guard(key):
+        _snow_field_kernel[grid](key.to(torch.int32).contiguous(), out, ch, cw, Hz, Wz, float(sy), float(sx),
+                                 float(mean), float(std), float(threshold), BH=BH, BW=BW)
     return out
 
 
@@ -137,6 +139,7 @@ def snow_blur_triton(field: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, w:
         return out
     BH, BW = _tiles(H, W)
     grid = (M, triton.cdiv(H, BH), triton.cdiv(W, BW))
-    _snow_blur_kernel[grid](field.contiguous(), dy.to(torch.int32).contiguous(), dx.to(torch.int32).contiguous(),
-                            w.to(torch.float32).contiguous(), out, Hz, Wz, H, W, K, BH=BH, BW=BW)
+    with device_guard(field):
+        _snow_blur_kernel[grid](field.contiguous(), dy.to(torch.int32).contiguous(), dx.to(torch.int32).contiguous(),
+                                w.to(torch.float32).contiguous(), out, Hz, Wz, H, W, K, BH=BH, BW=BW)
     return out
