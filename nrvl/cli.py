@@ -161,6 +161,11 @@ def _passthrough(command: str, argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the ``nrvl`` command with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    lead = 0
+    while lead < len(argv) and argv[lead] in ("-v", "--verbose"):
+        lead += 1
+    if lead < len(argv) and argv[lead] in PASSTHROUGH:  # "nrvl -v eval ...": the flag goes to the command
+        argv = argv[lead:lead + 1] + (["--verbose"] if lead else []) + argv[lead + 1:]
     if argv and argv[0] in PASSTHROUGH:
         reuse_cpu_memory_unless_opted_out()
         return _passthrough(argv[0], argv[1:])

@@ -72,29 +72,32 @@ class EvalError(Exception):
 def build_parser(prog: str = "eval/run.py") -> argparse.ArgumentParser:
     """The argument parser; builds without importing torch."""
     p = argparse.ArgumentParser(
-        prog=prog, description="Evaluate a video LLM on MMBench-Video with injected noise (NRVL).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", required=True, help="dataset preset: MMBench_Video_{8,16,64}frame_nopack, "
+        prog=prog, description="Evaluate a video LLM on MMBench-Video with injected noise (NRVL).")
+    p.add_argument("--data", required=True, help="(required) dataset preset: MMBench_Video_{8,16,64}frame_nopack, "
                    "MMBench_Video_1fps_nopack, MMBench_Video_{8,64}frame_pack and MMBench_Video_1fps_pack "
                    "(one query per video, API models only), or the generated MMBench_Video_demo, "
                    "MMBench_Video_demo_1fps, MMBench_Video_demo_pack")
-    p.add_argument("--model", required=True, help="model: Qwen2.5-VL-3B-Instruct, Qwen2.5-VL-7B-Instruct, "
+    p.add_argument("--model", required=True, help="(required) model: Qwen2.5-VL-3B-Instruct, Qwen2.5-VL-7B-Instruct, "
                    "tiny-qwen2.5-vl, GPT4o, openai-compatible")
     p.add_argument("--judge", default=None, help=f"judge model alias (default {DEFAULT_JUDGE}, as VLMEvalKit), "
                    "e.g. gpt-4o, or exact_matching (offline)")
     p.add_argument("--noise_name", "--noise-name", dest="noise_name", default=None,
                    help="noise to inject (nrvl.kernels.list_noises()); omit for the clean 'origin' run. "
-                   "'all', a family (e.g. weather) or a comma list sweeps them, the clean run included")
+                   "'all', a family (e.g. weather) or a comma list sweeps them, the clean run included; "
+                   "'-name' or '-family' in the list leaves one out (all,-target_block). target_block's "
+                   "detector needs torchvision's COCO weights in $TORCH_HOME/hub/checkpoints (never downloaded)")
     p.add_argument("--ratio", default=None, help="noise ratio in [0, 1] (0.3, 0.6, 0.9 in the paper); "
                    "a comma list (0.3,0.6,0.9) sweeps them")
-    p.add_argument("--work-dir", "--work_dir", dest="work_dir", default="./outputs", help="output root")
-    p.add_argument("--seed", type=int, default=0, help="base seed of every sample's noise")
+    p.add_argument("--work-dir", "--work_dir", dest="work_dir", default="./outputs",
+                   help="output root (default ./outputs)")
+    p.add_argument("--seed", type=int, default=0, help="base seed of every sample's noise (default 0)")
     p.add_argument("--limit", type=int, default=None, help="only the first N questions (TSV order); pack presets "
                    "ask them grouped by video")
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=None,
                    help="samples per model call (default: 1 for local models, --api-nproc for API models)")
     p.add_argument("--mode", choices=("all", "infer", "eval"), default="all",
-                   help="infer: predictions only; eval: judge existing predictions")
+                   help="all (default): infer, then judge; infer: predictions only; eval: judge existing "
+                        "predictions")
     p.add_argument("--nframe", type=int, default=None,
                    help="sample this many frames instead of the preset's sampling")
     p.add_argument("--fps", type=float, default=None,
@@ -102,10 +105,11 @@ def build_parser(prog: str = "eval/run.py") -> argparse.ArgumentParser:
                         "(VLMEvalKit's fps mode, as the 1fps presets); exclusive with --nframe")
     p.add_argument("--device", default=None, help="torch device (default cuda:<local rank> if available, else cpu)")
     p.add_argument("--decode-backend", dest="decode_backend", choices=("torchcodec", "decord"), default=None,
-                   help="video decoder (default torchcodec, falling back to decord)")
+                   help="video decoder (default $NRVL_VIDEO_BACKEND, else torchcodec, falling back to decord "
+                        "when torchcodec cannot load)")
     p.add_argument("--video-timing", "--video_timing", dest="video_timing", choices=("vlmevalkit", "real"),
                    default="vlmevalkit",
-                   help="Qwen2.5-VL: 'vlmevalkit' gives the processor no fps, as VLMEvalKit does (its temporal "
+                   help="Qwen2.5-VL: 'vlmevalkit' (default) gives the processor no fps, as VLMEvalKit does (its temporal "
                         "position ids assume the processor's default rate); 'real' passes the real fps and frame "
                         "indices (a departure from VLMEvalKit's answers)")
     p.add_argument("--preprocess-device", dest="preprocess_device", choices=("cpu", "model"), default=None,
@@ -115,15 +119,19 @@ def build_parser(prog: str = "eval/run.py") -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, default=None,
                    help="generation cap (default: the model's; 2048 for Qwen2.5-VL and API models, as VLMEvalKit)")
     p.add_argument("--no-prefetch", dest="prefetch", action="store_false",
-                   help="prepare batches in the main thread (no overlap with generation)")
+                   help="prepare batches in the main thread (no overlap with generation; by default the next "
+                        "batch is prepared while the model generates)")
     p.add_argument("--api-base", dest="api_base", default=None, help="API model endpoint (OpenAI-compatible /v1)")
     p.add_argument("--api-model", dest="api_model", default=None, help="model name the API endpoint serves")
-    p.add_argument("--api-nproc", dest="api_nproc", type=int, default=None, help="concurrent API model requests")
+    p.add_argument("--api-nproc", dest="api_nproc", type=int, default=None,
+                   help="concurrent API model requests (default 16)")
     p.add_argument("--judge-base-url", dest="judge_base_url", default=None, help="judge endpoint (/v1 URL)")
     p.add_argument("--judge-key", dest="judge_key", default=None, help="judge API key (else OPENAI_API_KEY)")
-    p.add_argument("--judge-nproc", dest="judge_nproc", type=int, default=32, help="concurrent judge requests")
-    p.add_argument("--judge-retry", dest="judge_retry", type=int, default=6, help="tries per judge request")
-    p.add_argument("--verbose", action="store_true", help="log more (never the keys)")
+    p.add_argument("--judge-nproc", dest="judge_nproc", type=int, default=32,
+                   help="concurrent judge requests (default 32)")
+    p.add_argument("--judge-retry", dest="judge_retry", type=int, default=6,
+                   help="tries per judge request (default 6)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more (never the keys)")
     return p
 
 
@@ -230,6 +238,26 @@ def _check_noise(name: Optional[str]) -> None:
 
     if name not in list_noises():
         raise EvalError(f"unknown --noise_name {name!r}; valid: {', '.join(list_noises())}")
+
+
+def check_detector_weights(noises, mode: str) -> None:
+    """Before any work: target_block's default detector needs torchvision's COCO weights on disk.
+
+    Without them a run (or a sweep, after hours of other noises) would stop at the first
+    target_block sample; ``--mode eval`` corrupts nothing and needs no weights.
+
+    Raises:
+        EvalError: target_block is asked for and the weights file is missing.
+    """
+    if mode == "eval" or "target_block" not in noises:
+        return
+    from nrvl.kernels.occlusion import _weights_file
+
+    _, path = _weights_file()
+    if not os.path.isfile(path):
+        raise EvalError(f"target_block's detector needs the weights file {path} (torchvision's "
+                        f"{os.path.basename(path)}; nrvl never downloads): copy it there (TORCH_HOME moves the "
+                        f"cache), or leave target_block out, e.g. --noise_name all,-target_block")
 
 
 def _collective(error, info: dist.DistInfo, code: int = EXIT_BAD_INPUT) -> None:
@@ -487,6 +515,7 @@ def run(args):
         return sweep.run_sweep(args, info)
     args.ratio = sweep.parse_ratios(args.ratio)[0] if args.ratio is not None else None
     _check_noise(args.noise_name)  # imports torch (nrvl.kernels)
+    check_detector_weights([args.noise_name], args.mode)
     _quiet_libraries(args.verbose)
     setup = _setup(args, info)
     nframe, fps, data_tag, judge_name = setup.nframe, setup.fps, setup.data_tag, setup.judge_name

@@ -114,20 +114,33 @@ def parse_ratios(value) -> list[float]:
 
 def parse_noises(value: str) -> list[str]:
     """``--noise_name`` as a list: noise names, family names and ``all``, comma-separated, expanded in
-    registry order; repeats dropped. Imports ``nrvl.kernels``.
+    registry order; repeats dropped. An item ``-name`` (a noise or a family) leaves those noises out,
+    wherever it stands: ``all,-target_block``. Imports ``nrvl.kernels``.
 
     Raises:
-        EvalError: an empty item or an unknown name (the message lists the families and noises).
+        EvalError: an empty item, an unknown name (the message lists the families and noises), or a
+            list that leaves nothing.
     """
     from nrvl.kernels import FAMILIES, list_noises
 
     names = list_noises()
     text = str(value)
     out: list[str] = []
+    dropped: set[str] = set()
     for item in text.split(","):
         token = item.strip()
-        if not token:
+        if not token or token == "-":
             raise EvalError(f"--noise_name {text!r} has an empty item; give {_LIST_HELP}")
+        if token.startswith("-"):
+            left_out = token[1:].strip()
+            if left_out in names:
+                dropped.add(left_out)
+            elif left_out in FAMILIES:
+                dropped.update(list_noises(left_out))
+            else:
+                raise EvalError(f"--noise_name: cannot leave out {left_out!r}: not a family ({', '.join(FAMILIES)}) "
+                                f"or a noise ({', '.join(names)})")
+            continue
         if token == ALL:
             picked = names
         elif token in names:
@@ -140,6 +153,9 @@ def parse_noises(value: str) -> list[str]:
             raise EvalError(f"unknown --noise_name {token!r}; valid: {ALL}, a family ({', '.join(FAMILIES)}) "
                             f"or a noise ({', '.join(names)}), comma-separated")
         out.extend(n for n in picked if n not in out)
+    out = [n for n in out if n not in dropped]
+    if not out:
+        raise EvalError(f"--noise_name {text!r} leaves no noise to run")
     return out
 
 
@@ -554,6 +570,7 @@ def run_sweep(args, info: Optional[dist.DistInfo] = None) -> list[RunPaths]:
 
     info = info or E._dist_info()
     variants = plan_variants(args.noise_name, args.ratio)
+    E.check_detector_weights({v.noise for v in variants}, args.mode)
     E._quiet_libraries(args.verbose)
     setup = E._setup(args, info)
     model_tag = E._model_tag(args)

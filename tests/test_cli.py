@@ -320,3 +320,33 @@ def test_eval_and_report_are_handed_off(monkeypatch, capsys):
     monkeypatch.setitem(cli.PASSTHROUGH, "report", ("nrvl.no_such_module_here", "x"))
     assert nrvl("report", "--anything") == 2
     one_error_line(capsys.readouterr().err, "nrvl report: error:", "nrvl.no_such_module_here")
+
+
+@pytest.mark.parametrize("argv", [["-v", "report", "{tmp}/missing"], ["--verbose", "report", "{tmp}/missing"],
+                                  ["report", "{tmp}/missing", "-v"]])
+def test_global_verbose_before_a_passthrough_command_reaches_it(argv, tmp_path, capsys):
+    """`nrvl -v report X` used to fail with 'unrecognized arguments: X': -v now goes to the command."""
+    rc = cli.main([a.format(tmp=tmp_path) for a in argv])
+    err = capsys.readouterr().err
+    assert "unrecognized arguments" not in err
+    assert rc == 2 and "missing" in err  # the command ran and named the missing work dir
+
+
+def test_eval_takes_short_verbose_and_help_shows_true_defaults(capsys):
+    from nrvl.evaluate import build_parser
+
+    p = build_parser("nrvl eval")
+    assert p.parse_args(["--data", "d", "--model", "m", "-v"]).verbose
+    text = p.format_help()
+    assert "(default: None)" not in text and "(default: True)" not in text
+    flat = " ".join(text.split())
+    assert "concurrent API model requests (default 16)" in flat
+    assert "$NRVL_VIDEO_BACKEND" in flat and "all,-target_block" in flat
+
+
+def test_api_nproc_help_default_is_the_models_default():
+    import inspect
+
+    from nrvl.models.api import OpenAIVideoModel
+
+    assert inspect.signature(OpenAIVideoModel.__init__).parameters["nproc"].default == 16

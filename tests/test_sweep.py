@@ -304,7 +304,21 @@ def test_lists_expand_families_and_all_in_registry_order():
     assert sweep.parse_ratios(None) == [] and sweep.parse_ratios(0.9) == [0.9]
 
 
+def test_minus_items_leave_noises_and_families_out_wherever_they_stand():
+    from nrvl.kernels import list_noises
+
+    assert sweep.parse_noises("all,-target_block") == [n for n in list_noises() if n != "target_block"]
+    assert sweep.parse_noises("-target_block,all") == sweep.parse_noises("all,-target_block")
+    assert sweep.parse_noises("all,-weather,-gaussian") == [n for n in list_noises()
+                                                             if n not in list_noises("weather") and n != "gaussian"]
+    assert sweep.parse_noises("quality, -gaussian") == [n for n in list_noises("quality") if n != "gaussian"]
+    assert sweep.is_sweep("all,-target_block", "0.3")
+
+
 BAD = [
+    (["--noise_name", "all,-gausian", "--ratio", "0.3"], r"cannot leave out 'gausian': not a family"),
+    (["--noise_name", "gaussian,-gaussian", "--ratio", "0.3"], r"'gaussian,-gaussian' leaves no noise to run"),
+    (["--noise_name", "all,-", "--ratio", "0.3"], r"'all,-' has an empty item"),
     (["--noise_name", "gaussian,,frame_drop", "--ratio", "0.3"],
      r"--noise_name 'gaussian,,frame_drop' has an empty item"),
     (["--noise_name", "gaussian,gausian", "--ratio", "0.3"],
@@ -319,7 +333,7 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("flags, message", BAD, ids=["empty-noise", "unknown-noise", "unknown-family", "ratio-nan-text",
+@pytest.mark.parametrize("flags, message", BAD, ids=["minus-unknown", "minus-all", "minus-empty", "empty-noise", "unknown-noise", "unknown-family", "ratio-nan-text",
                                                    "ratio-range", "ratio-empty", "ratio-nan", "no-ratio",
                                                    "no-noise"])
 def test_bad_lists_are_one_line_before_anything_runs(flags, message, capsys, tmp_path, no_model):
@@ -464,3 +478,27 @@ def test_an_eval_sweep_judges_every_run_that_has_predictions(tmp_path, capsys):
     for noise, ratio in ((None, None), ("gaussian", 0.9)):
         assert run_files(tmp_path, noise, ratio)["rating"].is_file()
     assert not run_files(tmp_path, "frame_drop", 0.9)["rating"].exists()
+
+
+@pytest.mark.parametrize("noise", ["target_block", "occlusion", "all,-gaussian"])
+def test_target_block_without_detector_weights_stops_before_anything_runs(noise, capsys, tmp_path, no_model,
+                                                                          monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # an empty hub cache
+    rc = evaluate.main([*BASE, "--noise_name", noise, "--ratio", "0.3", *JUDGE, "--work-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    want = str(tmp_path / "torch-home" / "hub" / "checkpoints" / "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth")
+    assert want in err[0] and "--noise_name all,-target_block" in err[0], err[0]
+    assert not (tmp_path / "out").exists()  # nothing ran, not even the clean run
+
+
+def test_detector_weights_are_not_needed_to_judge_or_without_target_block(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    evaluate.check_detector_weights(["target_block"], "eval")  # judging corrupts nothing
+    evaluate.check_detector_weights([None, "gaussian"], "all")
+    with pytest.raises(evaluate.EvalError, match="weights file"):
+        evaluate.check_detector_weights([None, "target_block"], "infer")
+    ckpt = tmp_path / "torch-home" / "hub" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    (ckpt / "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth").write_bytes(b"x")
+    evaluate.check_detector_weights(["target_block"], "all")  # present: the run may start

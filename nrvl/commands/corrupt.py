@@ -72,7 +72,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="noise ratio in [0, 1] (0.3, 0.6, 0.9 in the reference)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--frames", type=positive_int, default=DEFAULT_FRAMES, metavar="N",
-                       help=f"decode N frames with VLMEvalKit's rule int(i*len/(N+1)) (default {DEFAULT_FRAMES})")
+                       help=f"decode N frames with VLMEvalKit's rule int(i*(len/(N+1))), i = 1..N (default {DEFAULT_FRAMES})")
     which.add_argument("--all-frames", action="store_true", help="decode every frame instead")
     p.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="clip seed (default 0)")
     p.add_argument("--severity", type=int, choices=range(1, 6), metavar="K",
