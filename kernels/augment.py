@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import numbers
-from typing import NamedTuple, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 import torch
 from torch.utils.data import get_worker_info
 
-from .core import _check_video, corrupt
+from .core import _check_video, _resolve_params, corrupt
 from .random import derive_seed, host_to_device
 from .registry import FAMILIES, NOISES, get_spec, list_noises
 
@@ -16,7 +16,8 @@ __all__ = ["VideoCorruption", "Choice"]
 
 class Choice(NamedTuple):
     """What one clip got. Clip ``i`` is ``corrupt(clip, c.name, c.ratio, seed=last_seeds[i:i+1],
-    severity=c.severity)`` (other_video also takes ``donor=`` the next clip of the batch)."""
+    severity=c.severity, **module.params.get(c.name, {}))`` (other_video also takes ``donor=``
+    the next clip of the batch)."""
 
     name: str
     ratio: float
@@ -50,7 +51,12 @@ class VideoCorruption(torch.nn.Module):
             (frame_drop, frame_replace, frame_repeat, temporal_jitter, other_video) run
             with their reference parameters; ``last_choices`` then records ``severity=None``.
         seed: None or an integer (taken modulo 2**64); see Randomness.
-        exclude: a name or names to leave out (e.g. ``("target_block",)``, which needs a detector).
+        exclude: a name or names to leave out. The default leaves out target_block, which needs
+            a detector, unless ``params`` gives it one; ``exclude=()`` keeps every noise.
+        params: per-noise parameter overrides, ``{name: {parameter: value}}``, passed to
+            ``corrupt`` for that noise (on top of ``severity``), e.g.
+            ``{"target_block": {"detector": fn}, "gaussian": {"std": 0.05}}``. Names and
+            parameter names are checked here; values when the noise first runs.
 
     Randomness:
         ``seed=None``: the choices are drawn in ``forward`` from torch's global CPU RNG,
@@ -91,12 +97,19 @@ class VideoCorruption(torch.nn.Module):
 
     def __init__(self, noises: str | Sequence[str] = "all", ratios: float | Sequence[float] = (0.3, 0.6, 0.9),
                  p: float = 1.0, severity: int | None = None, seed: int | None = None,
-                 exclude: str | Sequence[str] = ("target_block",)):
+                 exclude: str | Sequence[str] | None = None, params: Mapping[str, Mapping] | None = None):
         super().__init__()
         if isinstance(noises, str):
             names = list_noises() if noises == "all" else (list_noises(noises) if noises in FAMILIES else [noises])
         else:
             names = list(noises)
+        if params is None:
+            params = {}
+        if not isinstance(params, Mapping) or not all(isinstance(v, Mapping) for v in params.values()):
+            raise TypeError("params must map noise names to dicts of parameters, e.g. "
+                            "{'target_block': {'detector': fn}}")
+        if exclude is None:  # target_block runs only with a detector given
+            exclude = () if "target_block" in params else ("target_block",)
         exclude = (exclude,) if isinstance(exclude, str) else tuple(exclude)
         for n in exclude:
             try:
@@ -123,6 +136,13 @@ class VideoCorruption(torch.nn.Module):
             severity = int(severity)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise TypeError(f"seed must be None or an integer, got {type(seed).__name__} {seed!r}")
+        for name, given in params.items():
+            if name not in names:
+                raise ValueError(f"params given for {name!r}, which this module does not draw "
+                                 f"(noises={noises!r}, exclude={exclude!r})")
+            spec = get_spec(name)
+            _resolve_params(spec, severity if spec.severities is not None else None, dict(given))  # names
+        self.params = {name: dict(given) for name, given in params.items()}
         self.noises, self.ratios, self.p, self.severity = names, ratios, p, severity
         self._set_seed(None if seed is None else int(seed) % 2**64)
         self.last_choices: list[Choice | None] = []
@@ -196,6 +216,7 @@ class VideoCorruption(torch.nn.Module):
             if name == "other_video":  # donor of clip i: the next clip of the whole batch
                 extra["donor"] = v.index_select(0, (idx + 1) % B)
             # CPU seeds: corrupt copies them without a sync and hashes small draws on the host.
-            res = corrupt(sub, name, ratio, seed=seeds[members], severity=severity, **extra)
+            res = corrupt(sub, name, ratio, seed=seeds[members], severity=severity,
+                          **self.params.get(name, {}), **extra)
             out.index_copy_(0, idx, res)
         return out[0] if squeeze else out

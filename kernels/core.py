@@ -421,8 +421,9 @@ def _resolve_params(spec: NoiseSpec, severity, params: Mapping) -> dict:
         raise TypeError(f"unexpected parameter {unknown[0]!r} for noise {spec.name!r}; valid parameters: {valid}")
     p = dict(spec.defaults)
     if severity is not None:
-        if isinstance(severity, bool) or not isinstance(severity, int) or not 1 <= severity <= 5:
+        if isinstance(severity, bool) or not isinstance(severity, numbers.Integral) or not 1 <= severity <= 5:
             raise ValueError(f"severity must be None or an int in 1..5, got {severity!r}")
+        severity = int(severity)
         if spec.severities is None:
             raise ValueError(f"noise {spec.name!r} has no severity table; pass severity=None")
         p.update(spec.severities[severity - 1])

@@ -202,3 +202,44 @@ def test_eval_mode_still_augments_and_the_output_has_no_gradient():
     aug = VideoCorruption(noises=["gaussian"], ratios=0.9, seed=0).eval()
     out = aug(video)
     assert not torch.equal(out, video.detach()) and not out.requires_grad
+
+
+# ----------------------------------------------------------------------------- per-noise params
+
+def test_params_reach_each_noise_and_replay_with_corrupt():
+    from noise_inputs import fake_detector
+
+    params = {"target_block": {"detector": fake_detector}, "gaussian": {"std": 5.0}}
+    aug = VideoCorruption(noises=["gaussian", "target_block", "contrast"], ratios=0.9, seed=3, params=params)
+    assert aug.noises == ["gaussian", "target_block", "contrast"]  # target_block kept: it has a detector
+    video = clips(16)
+    out = aug(video)
+    names = {c.name for c in aug.last_choices}
+    assert {"gaussian", "target_block"} <= names
+    for i, c in enumerate(aug.last_choices):
+        want = corrupt(video[i], c.name, c.ratio, seed=aug.last_seeds[i:i + 1], severity=c.severity,
+                       **params.get(c.name, {}))
+        assert torch.equal(out[i], want), c
+        if c.name == "gaussian":  # std 5, not the default 100: a small change
+            changed = (out[i].float() - video[i].float()).abs()
+            assert 0 < changed.mean() < 10
+    assert "target_block" in VideoCorruption(params={"target_block": {"detector": fake_detector}}).noises
+    assert "target_block" not in VideoCorruption().noises
+
+
+@pytest.mark.parametrize("params, error, match", [
+    ({"gaussian": {"sigma": 1}}, TypeError, "unexpected parameter 'sigma' for noise 'gaussian'"),
+    ({"snow": {"mean": 0.5}}, ValueError, "params given for 'snow', which this module does not draw"),
+    ({"target_block": {"detector": None}}, ValueError, "params given for 'target_block'"),
+    ({"gaussian": 5.0}, TypeError, "params must map noise names to dicts"),
+])
+def test_params_are_checked_at_construction(params, error, match):
+    kw = {"exclude": "target_block"} if "target_block" in params else {}
+    with pytest.raises(error, match=match):
+        VideoCorruption(noises=["gaussian", "contrast", "target_block"], params=params, **kw)
+
+
+def test_core_takes_numpy_integer_severities_like_the_module():
+    video = clips(1)[0]
+    assert torch.equal(corrupt(video, "gaussian", 0.5, seed=1, severity=np.int64(3)),
+                       corrupt(video, "gaussian", 0.5, seed=1, severity=3))
