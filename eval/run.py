@@ -7,9 +7,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout, uninstalled
 
-from nrvl.cli import reuse_cpu_memory_unless_opted_out  # noqa: E402
 from nrvl.evaluate import main  # noqa: E402
 
 if __name__ == "__main__":
-    reuse_cpu_memory_unless_opted_out()  # as `nrvl eval` does (NRVL_REUSE_CPU_MEMORY=0 opts out)
-    raise SystemExit(main())
+    # glibc reuses freed large buffers, as under `nrvl eval` (NRVL_REUSE_CPU_MEMORY=0 opts out)
+    raise SystemExit(main(reuse_cpu_memory=True))

@@ -500,15 +500,21 @@ def check_model_tag(args, paths) -> None:
                         f"names are those of {args.api_model!r}; use another --work-dir for one of them")
 
 
-def run(args):
+def run(args, reuse_cpu_memory: bool = False):
     """Run one evaluation from parsed flags; returns its paths. Raises :class:`EvalError`.
 
     Lists in ``--noise_name``/``--ratio`` make it a sweep (:func:`nrvl.sweep.run_sweep`),
-    which returns the paths of every run, the clean one first.
+    which returns the paths of every run, the clean one first. ``reuse_cpu_memory``: once the
+    flags are checked, turn on ``nrvl.kernels.reuse_cpu_memory()`` as the ``nrvl`` command does
+    (``NRVL_REUSE_CPU_MEMORY=0`` opts out); ``eval/run.py`` asks for it.
     """
     info = _dist_info()
     _check_flags(args)
     _check_work_dir(args.work_dir)
+    if reuse_cpu_memory:  # imports torch: only after the flags are known good
+        from nrvl.cli import reuse_cpu_memory_unless_opted_out
+
+        reuse_cpu_memory_unless_opted_out()
     from nrvl import sweep
 
     if sweep.is_sweep(args.noise_name, args.ratio):
@@ -998,7 +1004,7 @@ def _judge_and_rate(paths, table, judge, judge_name) -> None:
     print(f"[nrvl] rating: {paths.rating}", file=sys.stderr)
 
 
-def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None, reuse_cpu_memory: bool = False) -> int:
     """Parse ``argv`` and run; returns the exit status (0 ok, 1 failed run, 2 bad input)."""
     if prog is None:
         prog = "nrvl eval" if os.path.basename(sys.argv[0] or "") == "nrvl" else "eval/run.py"
@@ -1009,7 +1015,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
     except ValueError:  # a bad RANK or WORLD_SIZE: say so, whichever process this is
         is_main = True
     try:
-        run(args)
+        run(args, reuse_cpu_memory=reuse_cpu_memory)
         return EXIT_OK
     except EvalError as e:
         if is_main:

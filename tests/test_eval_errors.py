@@ -118,6 +118,23 @@ def test_eval_run_py_prints_one_line_without_importing_torch(tmp_path):
         "tiny-qwen2.5-vl, GPT4o, openai-compatible"]
 
 
+def test_eval_run_py_reuses_cpu_memory_only_after_the_flags_pass(tmp_path, monkeypatch, capsys):
+    """eval/run.py asks for reuse_cpu_memory() as `nrvl eval` runs with it, but only once the
+    flags are good (it imports torch)."""
+    import nrvl.cli
+
+    calls = []
+    monkeypatch.setattr(nrvl.cli, "reuse_cpu_memory_unless_opted_out", lambda: calls.append(1))
+    base = ["--data", "MMBench_Video_demo", "--work-dir", str(tmp_path / "w"), "--judge", "exact_matching"]
+    assert evaluate.main([*base, "--model", "nope"], reuse_cpu_memory=True) == 2 and calls == []
+    evaluate.main([*base, "--model", "tiny-qwen2.5-vl", "--mode", "eval"], reuse_cpu_memory=True)
+    assert calls == [1]
+    evaluate.main([*base, "--model", "tiny-qwen2.5-vl", "--mode", "eval"])  # the library default: untouched
+    assert calls == [1]
+    run_py = (REPO / "eval" / "run.py").read_text()
+    assert "main(reuse_cpu_memory=True)" in run_py
+
+
 def test_help_lists_the_original_flags(capsys):
     with pytest.raises(SystemExit) as e:
         evaluate.main(["--help"])
