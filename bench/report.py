@@ -260,6 +260,28 @@ def other_section(rows, used):
     return lines + [""]
 
 
+def overhead_section(rows):
+    """The fixed cost of a call per noise and device (``bench/test_overhead.py``)."""
+    sel = [r for r in rows if r["info"].get("kind") == "call-overhead"]
+    if not sel:
+        return []
+    devices = sorted({str(_device_of(r)) for r in sel}, key=lambda d: (d != "cpu", d))
+    by = {(r["info"].get("noise"), str(_device_of(r))): r for r in sel}
+    noises = list(dict.fromkeys(r["info"].get("noise") for r in sel))
+    i = sel[0]["info"]
+    lines = ["## Fixed cost of a call", "",
+             f"Median ms of one `corrupt` call on a 1×{i.get('frames')}×3×{i.get('height')}×{i.get('width')} uint8 "
+             "clip, int seed, ratio 0.9: the pixels cost nothing, so this is host time (checks, the random "
+             "draws' keys and frame choice, one launch per op). On a GPU it bounds a batch-1 call from below "
+             "(`bench/test_overhead.py`).", "",
+             "| noise | " + " | ".join(f"{d} ms" for d in devices) + " |",
+             "|---|" + "---|" * len(devices)]
+    for n in noises:
+        lines.append(f"| {n} | " + " | ".join(_fmt_fine(by[(n, d)]["median_ms"]) if (n, d) in by else "–"
+                                            for d in devices) + " |")
+    return lines + [""]
+
+
 def memory_section(rows):
     sel = [r for r in rows if r["info"].get("kind") == "peak-memory"]
     if not sel:
@@ -297,7 +319,8 @@ def render(rows) -> str:
     for section, pred in ((noise_section, lambda r: r["name"].startswith("test_noise_")),
                           (kornia_section, lambda r: r["info"].get("side") in ("ours", "kornia")),
                           (batching_section, lambda r: r["info"].get("mode") in ("batched", "per-clip")),
-                          (memory_section, lambda r: r["info"].get("kind") == "peak-memory")):
+                          (memory_section, lambda r: r["info"].get("kind") == "peak-memory"),
+                          (overhead_section, lambda r: r["info"].get("kind") == "call-overhead")):
         text += section(rows)
         used |= {id(r) for r in rows if pred(r)}
     text += other_section(rows, used)

@@ -239,11 +239,12 @@ def _kernel_spectrum(kernel: torch.Tensor, fh: int, fw: int, dtype: torch.dtype,
                         lambda: torch.fft.rfft2(kernel.to(device=device, dtype=dtype).flip(0, 1), s=(fh, fw)))
 
 
-def fft_correlate2d(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.Tensor:
+def fft_correlate2d(x: torch.Tensor, kernel: torch.Tensor, mode: str, _spectrum=None) -> torch.Tensor:
     """Correlate ``[..., H, W]`` with a dense 2-D kernel ``[Kh, Kw]`` (odd sizes) by FFT.
 
     Equal to ``conv2d`` with the same padding up to float32 FFT rounding (about
     1e-5 of the signal's range). Cost is independent of the kernel size.
+    ``_spectrum``: the kernel's spectrum for this frame size, when the caller has it.
     """
     Kh, Kw = kernel.shape
     if Kh % 2 != 1 or Kw % 2 != 1:
@@ -257,8 +258,13 @@ def fft_correlate2d(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.T
         # bit-identical however the planes are batched or chunked (MKL's batched FFT is not).
         flat = x.reshape(-1, H, W)
         out = torch.empty(flat.shape, dtype=x.dtype)
+        # The kernel's spectrum once for all planes: looking it up per plane hashed the whole
+        # kernel's values each time (~0.2 ms a plane for a motion kernel; most of a small clip's time).
+        fh, fw = fast_fft_size(H + Kh - 1), fast_fft_size(W + Kw - 1)
+        real = torch.float64 if x.dtype == torch.float64 else torch.float32
+        spectrum = _kernel_spectrum(kernel, fh, fw, real, x.device)
         for i in range(flat.shape[0]):
-            out[i] = fft_correlate2d(flat[i], kernel, mode)
+            out[i] = fft_correlate2d(flat[i], kernel, mode, spectrum)
         return out.reshape(x.shape)
     rh, rw = Kh // 2, Kw // 2
     dtype = x.dtype
@@ -271,7 +277,7 @@ def fft_correlate2d(x: torch.Tensor, kernel: torch.Tensor, mode: str) -> torch.T
     del x, xw  # the caller's reference is the only one left
     spec = torch.fft.rfft2(xp, s=(fh, fw))
     del xp
-    spec.mul_(_kernel_spectrum(kernel, fh, fw, spec.real.dtype, spec.device))
+    spec.mul_(_spectrum if _spectrum is not None else _kernel_spectrum(kernel, fh, fw, spec.real.dtype, spec.device))
     full = torch.fft.irfft2(spec, s=(fh, fw))
     del spec
     return full[..., oy:oy + H, ox:ox + W].to(dtype)
