@@ -164,3 +164,16 @@ def test_no_results_is_a_clear_error_and_writes_nothing(tmp_path):
     empty.mkdir()
     r, text = _run(tmp_path, empty)
     assert r.returncode == 2 and "no benchmark results" in r.stderr and text is None
+
+
+def test_call_overhead_section_lists_each_noise_per_device(tmp_path):
+    rows = [_bench(f"test_call_overhead[{d}-{n}]", ms / 1e3, kind="call-overhead", noise=n, device=d,
+                   device_name=H100 if d == "cuda" else "cpu", frames=8, height=32, width=32)
+            for n, d, ms in [("gaussian", "cpu", 0.512), ("gaussian", "cuda", 0.25), ("contrast", "cpu", 12.5)]]
+    r, text = _run(tmp_path, _write(tmp_path, "cpu.json", rows))
+    assert r.returncode == 0, r.stderr
+    section = text.split("## Fixed cost of a call", 1)[1].split("\n## ", 1)[0]
+    assert "1×8×3×32×32" in section
+    assert f"| noise | cpu ms | {H100} ms |" in section
+    assert "| gaussian | 0.512 | 0.250 |" in section and "| contrast | 12.5 | – |" in section
+    assert "test_call_overhead" not in text.split("## Other benchmarks", 1)[-1] or "## Other benchmarks" not in text
