@@ -613,6 +613,8 @@ def _setup(args, info) -> Setup:
                 judge = _build_judge(args, judge_name)
         except (DatasetError, EvalError) as e:
             error = _one_line(e)
+        except OSError as e:  # unreadable cache, disk full while unpacking: every rank stops, not hangs
+            error = (describe_os_error(e), EXIT_FAILED)
     _collective(error, info)
 
     error = None

@@ -137,17 +137,23 @@ def test_restricted_unpickler_refuses_every_global(tmp_path, monkeypatch, payloa
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "chunk.pkl"
     path.write_bytes(payload)
-    with pytest.raises(DatasetError, match="refusing to load global"):
+    with pytest.raises(DatasetError, match="refusing (to load global|opcode (STACK_)?GLOBAL)"):
         mmb.load_video_chunk(path)
     assert not (tmp_path / "PWNED").exists()
+    with open(path, "rb") as fh:  # the unpickler alone refuses them too (the opcode scan aside)
+        with pytest.raises(pickle.UnpicklingError, match="refusing to load global"):
+            mmb.NoGlobalsUnpickler(fh).load()
 
 
 @pytest.mark.parametrize("obj, match", [
     ({"../evil": b"x"}, "unsafe video name"),
     ({".hidden": b"x"}, "unsafe video name"),
     ({"ok": "not bytes"}, "not bytes"),
-    ([b"x"], "must hold a dict"),
-], ids=["traversal", "dotfile", "str-value", "list"])
+    ([b"x"], "refusing opcode EMPTY_LIST"),
+    ({"evil\n": b"x"}, "unsafe video name"),
+    ({("a",): b"x"}, "refusing opcode TUPLE1"),
+    ({"a": 5}, "refusing opcode BININT1"),
+], ids=["traversal", "dotfile", "str-value", "list", "trailing-newline", "tuple-key", "int-value"])
 def test_chunk_shape_is_checked(tmp_path, obj, match):
     path = tmp_path / "chunk.pkl"
     path.write_bytes(pickle.dumps(obj, protocol=4))
@@ -160,6 +166,39 @@ def test_plain_chunk_loads_with_protocols_3_to_5(tmp_path):
         path = tmp_path / f"c{proto}.pkl"
         path.write_bytes(pickle.dumps({"a_b-c": b"\x00\x01mp4", "x": b"yz"}, protocol=proto))
         assert mmb.load_video_chunk(path) == {"a_b-c": b"\x00\x01mp4", "x": b"yz"}
+
+
+@pytest.mark.parametrize("payload", [
+    b"\x80\x02}N" + b"\x85" * 1_000_000 + b"C\x01xs.",      # a key nested 10**6 deep: hashing it crashed
+    b"\x80\x04\x95" + (2**63).to_bytes(8, "little") + b".",  # an impossible FRAME length: OverflowError
+], ids=["deep-tuple-key", "huge-frame"])
+def test_crafted_chunks_are_one_line_errors_not_crashes(tmp_path, payload):
+    path = tmp_path / "c.pkl"
+    path.write_bytes(payload)
+    with pytest.raises(DatasetError, match="video chunk"):
+        mmb.load_video_chunk(path)
+
+
+def test_a_damaged_marker_unpacks_again(tmp_path, mp4_bytes):
+    root = tmp_path / "snap"
+    (root / mmb.CHUNK_DIR).mkdir(parents=True)
+    data = mp4_bytes["vidA"]
+    (root / mmb.CHUNK_DIR / "video_chunk_0.pkl").write_bytes(pickle.dumps({"vidA": data}, protocol=4))
+    (root / mmb.VIDEO_DIR).mkdir()
+    (root / mmb.VIDEO_DIR / mmb.MARKER).write_text("[]")
+    assert mmb.unpack_videos(root) == 1
+    assert (root / mmb.VIDEO_DIR / "vidA.mp4").read_bytes() == data
+
+
+def test_hf_cache_variables_are_expanded_and_transformers_offline_counts(monkeypatch, tmp_path):
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    monkeypatch.setenv("NRVL_T_ROOT", str(tmp_path))
+    monkeypatch.setenv("HF_HOME", "$NRVL_T_ROOT/hf")
+    assert mmb._cache_dir(None) == str(tmp_path / "hf" / "hub")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    assert mmb._offline()
 
 
 def test_truncated_chunk_is_an_error(tmp_path):

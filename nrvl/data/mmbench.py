@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import pickle
+import pickletools
 import re
 from pathlib import Path
 from typing import Optional
@@ -57,6 +58,48 @@ class NoGlobalsUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("refusing to load a persistent id (only plain data is allowed)")
 
 
+# The opcodes a pickled {str: bytes} dict is made of, and the size of each one's length field
+# (None: a fixed-size argument of that many bytes follows; the payload of a length is skipped).
+_PLAIN_OPS = {
+    b"\x80": ("PROTO", 1, None), b"\x95": ("FRAME", 8, None), b"}": ("EMPTY_DICT", 0, None),
+    b"(": ("MARK", 0, None), b"s": ("SETITEM", 0, None), b"u": ("SETITEMS", 0, None),
+    b"\x94": ("MEMOIZE", 0, None), b"q": ("BINPUT", 1, None), b"r": ("LONG_BINPUT", 4, None),
+    b"h": ("BINGET", 1, None), b"j": ("LONG_BINGET", 4, None), b".": ("STOP", 0, None),
+    b"\x8c": ("SHORT_BINUNICODE", 0, 1), b"X": ("BINUNICODE", 0, 4), b"\x8d": ("BINUNICODE8", 0, 8),
+    b"C": ("SHORT_BINBYTES", 0, 1), b"B": ("BINBYTES", 0, 4), b"\x8e": ("BINBYTES8", 0, 8),
+    b"\x96": ("BYTEARRAY8", 0, 8),
+}
+
+
+def _check_plain_opcodes(fh) -> None:
+    """Refuse a pickle that uses any opcode a flat ``{str: bytes}`` dict does not need.
+
+    Tuples, lists, ints and the rest can build structures whose loading or hashing recurses
+    past the C stack (a crash, not an exception); globals are refused by the unpickler too.
+    Payloads are skipped by seeking, so a multi-GB chunk costs a few reads.
+    """
+    while True:
+        op = fh.read(1)
+        if not op:
+            raise pickle.UnpicklingError("pickle data ended before STOP")
+        entry = _PLAIN_OPS.get(op)
+        if entry is None:
+            known = pickletools.code2op.get(op.decode("latin-1"))
+            raise pickle.UnpicklingError(f"refusing opcode {known.name if known else repr(op)} (only a dict of "
+                                         "video names to mp4 bytes is allowed: no globals, objects or nesting)")
+        name, fixed, length = entry
+        if name == "STOP":
+            fh.seek(0)
+            return
+        if fixed and len(fh.read(fixed)) != fixed:
+            raise pickle.UnpicklingError(f"pickle data ended inside {name}")
+        if length:
+            raw = fh.read(length)
+            if len(raw) != length:
+                raise pickle.UnpicklingError(f"pickle data ended inside {name}")
+            fh.seek(int.from_bytes(raw, "little"), os.SEEK_CUR)
+
+
 def load_video_chunk(path: os.PathLike | str) -> dict[str, bytes]:
     """Load one video chunk with :class:`NoGlobalsUnpickler` and check its shape.
 
@@ -70,16 +113,19 @@ def load_video_chunk(path: os.PathLike | str) -> dict[str, bytes]:
     path = Path(path)
     try:
         with open(path, "rb") as fh:
+            _check_plain_opcodes(fh)
             obj = NoGlobalsUnpickler(fh).load()
     except pickle.UnpicklingError as e:
         raise DatasetError(f"unsafe or corrupt video chunk {path}: {e}") from None
-    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, MemoryError) as e:
+    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError, MemoryError, OverflowError,
+            RecursionError) as e:
         raise DatasetError(f"corrupt video chunk {path}: {type(e).__name__}: {e}") from None
     if not isinstance(obj, dict):
         raise DatasetError(f"video chunk {path} must hold a dict of name -> mp4 bytes, got {type(obj).__name__}")
     for name, data in obj.items():
-        if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
-            raise DatasetError(f"video chunk {path}: unsafe video name {name!r}")
+        if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
+            shown = repr(name)[:80] if isinstance(name, str) else type(name).__name__
+            raise DatasetError(f"video chunk {path}: unsafe video name {shown}")
         if not isinstance(data, (bytes, bytearray)):
             raise DatasetError(f"video chunk {path}: video {name!r} is {type(data).__name__}, not bytes")
     return obj
@@ -94,18 +140,21 @@ def file_md5(path: os.PathLike | str) -> str:
 
 
 def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+    # As huggingface_hub: TRANSFORMERS_OFFLINE means offline too.
+    return any(os.environ.get(v, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def _cache_dir(cache_dir) -> Optional[str]:
     # Read at call time: huggingface_hub reads its variables once, at import.
+    # Expanded as huggingface_hub expands them (~ and $VARS).
     if cache_dir:
         return str(cache_dir)
     for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
         if os.environ.get(var):
-            return os.environ[var]
+            return os.path.expandvars(os.path.expanduser(os.environ[var]))
     if os.environ.get("HF_HOME"):
-        return os.path.join(os.environ["HF_HOME"], "hub")
+        return os.path.join(os.path.expandvars(os.path.expanduser(os.environ["HF_HOME"])), "hub")
     return None
 
 
@@ -127,7 +176,7 @@ def snapshot_path(*, cache_dir=None, download: bool = True) -> Path:
         cached_error = e
     where = cache or "the default Hugging Face cache"
     if not download or _offline():
-        why = "HF_HUB_OFFLINE is set" if _offline() else "downloading is not allowed here"
+        why = "HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set" if _offline() else "downloading is not allowed here"
         raise DatasetError(f"{REPO_ID} is not in {where} and {why}; run once online (about 13.4 GB) "
                            f"or point HF_HUB_CACHE at a cache that holds it ({type(cached_error).__name__})")
     logger.warning("downloading %s (about 13.4 GB) into %s", REPO_ID, where)
@@ -170,6 +219,8 @@ def unpack_videos(root: Path, wanted: Optional[list[str]] = None) -> int:
     try:
         done = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else {}
     except (OSError, json.JSONDecodeError):
+        done = {}
+    if not isinstance(done, dict):  # a damaged marker: unpack again
         done = {}
     written = 0
     for chunk in chunks:
