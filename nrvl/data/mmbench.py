@@ -71,6 +71,11 @@ _PLAIN_OPS = {
 }
 
 
+# Opcodes that look up a global, a persistent id or an extension: NoGlobalsUnpickler refuses each
+# by name when it reaches it, and nothing after it is loaded, so the scan hands over there.
+_GLOBAL_OPS = {b"c", b"\x93", b"i", b"P", b"Q", b"\x82", b"\x83", b"\x84"}
+
+
 def _check_plain_opcodes(fh) -> None:
     """Refuse a pickle that uses any opcode a flat ``{str: bytes}`` dict does not need.
 
@@ -82,6 +87,9 @@ def _check_plain_opcodes(fh) -> None:
         op = fh.read(1)
         if not op:
             raise pickle.UnpicklingError("pickle data ended before STOP")
+        if op in _GLOBAL_OPS:  # the unpickler refuses these by name before anything is called
+            fh.seek(0)
+            return
         entry = _PLAIN_OPS.get(op)
         if entry is None:
             known = pickletools.code2op.get(op.decode("latin-1"))
