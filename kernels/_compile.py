@@ -147,7 +147,7 @@ _RECOMPILE_LIMIT = 512
 
 def _device_errors() -> tuple:
     """Errors of the device, not of the compiler: re-raised, never a reason to stop compiling."""
-    errs = [torch.OutOfMemoryError]
+    errs = [torch.OutOfMemoryError, MemoryError]
     if hasattr(torch, "AcceleratorError"):  # a sticky CUDA error (illegal address, ...)
         errs.append(torch.AcceleratorError)
     return tuple(errs)
@@ -177,6 +177,9 @@ def maybe_compiled(fn: Callable, device: torch.device, numel: int = 0,
             except device_errors:
                 raise
             except Exception as e:  # noqa: BLE001 - any compiler failure falls back to the reference
+                if isinstance(e, RuntimeError) and ("can't allocate memory" in str(e)
+                                                    or "not enough memory" in str(e)):
+                    raise  # the CPU allocator's out-of-memory error: not the compiler's fault
                 if _mode == "always" and os.environ.get("NRVL_COMPILE_STRICT"):
                     raise
                 warnings.warn(f"nrvl.kernels: torch.compile failed on {key[1]} ({type(e).__name__}: "

@@ -140,6 +140,9 @@ class VideoCorruption(torch.nn.Module):
             if name not in names:
                 raise ValueError(f"params given for {name!r}, which this module does not draw "
                                  f"(noises={noises!r}, exclude={exclude!r})")
+            if name == "other_video" and "donor" in given:
+                raise ValueError("params: other_video's donor is the next clip of the batch in VideoCorruption; "
+                                 "it cannot be given")
             spec = get_spec(name)
             _resolve_params(spec, severity if spec.severities is not None else None, dict(given))  # names
         self.params = {name: dict(given) for name, given in params.items()}

@@ -70,13 +70,15 @@ class Context:
 
     def remember(self, tensor: torch.Tensor, rows: list) -> torch.Tensor:
         """Note that ``tensor`` (int ``[B, n]``) holds ``rows`` (B lists of n ints); returns it."""
-        self._host[id(tensor)] = (tensor, rows)
+        self._host[id(tensor)] = (tensor, tensor._version, rows)
         return tensor
 
     def host_rows(self, tensor) -> list | None:
         """The host values of a tensor made with ``remember``, else None."""
         entry = self._host.get(id(tensor)) if isinstance(tensor, torch.Tensor) else None
-        return entry[1] if entry is not None and entry[0] is tensor else None
+        # The same tensor, not changed in place since (a noise may clamp its frame_idx).
+        ok = entry is not None and entry[0] is tensor and entry[1] == tensor._version
+        return entry[2] if ok else None
 
     def _host_counters(self, counters) -> tuple | None:
         """``counters`` as ints and host rows, or None when some are only on the device."""
@@ -149,6 +151,9 @@ def base_params(ctx: Context, frame_mode: str) -> dict:
         idx, rows = _select_frames(ctx.seeds, ctx.host_seeds, T, frame_count(T, ctx.ratio))
     if rows is None:
         return {"seed": ctx.seeds, "frames": _frames_mask(idx, T), "frame_idx": idx}
+    if frame_mode == "all":  # every frame: a fill, whatever B x T (no host mask to build)
+        return {"seed": ctx.seeds, "frames": torch.ones(B, T, dtype=torch.bool, device=ctx.device),
+                "frame_idx": ctx.remember(idx, rows)}
     mask = [[False] * T for _ in range(B)]
     for m, row in zip(mask, rows):
         for t in row:

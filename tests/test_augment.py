@@ -232,11 +232,12 @@ def test_params_reach_each_noise_and_replay_with_corrupt():
     ({"snow": {"mean": 0.5}}, ValueError, "params given for 'snow', which this module does not draw"),
     ({"target_block": {"detector": None}}, ValueError, "params given for 'target_block'"),
     ({"gaussian": 5.0}, TypeError, "params must map noise names to dicts"),
+    ({"other_video": {"donor": torch.zeros(2, 3, 4, 4)}}, ValueError, "donor is the next clip"),
 ])
 def test_params_are_checked_at_construction(params, error, match):
     kw = {"exclude": "target_block"} if "target_block" in params else {}
     with pytest.raises(error, match=match):
-        VideoCorruption(noises=["gaussian", "contrast", "target_block"], params=params, **kw)
+        VideoCorruption(noises=["gaussian", "contrast", "target_block", "other_video"], params=params, **kw)
 
 
 def test_core_takes_numpy_integer_severities_like_the_module():

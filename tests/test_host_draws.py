@@ -111,3 +111,19 @@ def test_remembered_rows_are_matched_by_identity():
     assert ctx.host_rows(idx.clone()) is None  # an equal tensor is not the remembered one
     assert ctx.keys("k", idx).tolist() == R.keys(seeds, "k", idx).tolist()
     assert ctx.keys("k", idx.clone()).tolist() == R.keys(seeds, "k", idx).tolist()
+
+
+def test_a_frame_index_changed_in_place_is_not_taken_from_the_host_cache():
+    seeds, host = R.seeds_and_host(1, 4)
+    ctx = core.Context((1, 6, 3, 4, 4), CPU, seeds, 0.5, host)
+    idx = ctx.remember(torch.tensor([[1, 5]]), [[1, 5]])
+    idx.clamp_(max=3)  # a noise's own edit of frame_idx
+    assert ctx.host_rows(idx) is None
+    assert torch.equal(core.frame_uniform(ctx, idx, "s"), core.frame_uniform(
+        core.Context((1, 6, 3, 4, 4), CPU, seeds, 0.5, None), idx, "s"))
+
+
+def test_all_frames_mask_is_a_fill_for_big_batches():
+    seeds, host = R.seeds_and_host(64, 1)
+    p = core.base_params(core.Context((64, 2000, 3, 1, 1), CPU, seeds, 0.5, host), "all")
+    assert p["frames"].all() and p["frames"].shape == (64, 2000)

@@ -219,3 +219,18 @@ def test_global_dynamo_limits_are_reference_counted_across_threads():
     inside = _overlap(lambda: _compile._dynamo_limits(cfg), lambda: cfg.recompile_limit)
     assert inside >= 512
     assert cfg.recompile_limit == 8 and cfg.cache_size_limit == 8
+
+
+def test_cpu_allocator_out_of_memory_is_raised_and_keeps_the_fast_path(monkeypatch):
+    _compile_raising(monkeypatch, RuntimeError("[enforce fail] DefaultCPUAllocator: can't allocate memory"))
+
+    def fn(x):
+        return x + 1
+
+    K.set_compile("always")
+    try:
+        with pytest.raises(RuntimeError, match="can't allocate memory"):
+            _compile.maybe_compiled(fn, torch.device("cpu"))(torch.zeros(1))
+    finally:
+        K.set_compile("auto")
+    assert not _compile._broken
