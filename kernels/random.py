@@ -221,8 +221,7 @@ def order_host(seed: int, stream: str, T: int) -> list[int]:
 
 def _clip_seeds_host(seed: int, batch: int) -> list[int]:
     """``seeds_from(batch, seed)`` in Python ints: the same steps as ``keys`` on ``[seed]``."""
-    lo, hi = seed & _MASK32, (seed >> 32) & _MASK32
-    h = mix32_int(mix32_int(lo ^ (stream_id(_CLIP_SEED_STREAM) & _MASK32)) ^ hi)
+    h = _seed_hash_host(seed, stream_id(_CLIP_SEED_STREAM) & _MASK32)
     out = []
     for i in range(batch):
         k0 = mix32_int(h + mix32_int(i ^ _COUNTER_SALT))
