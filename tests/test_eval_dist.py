@@ -118,7 +118,10 @@ def generate(self, prepared):
 QwenVL.generate = generate
 from nrvl import evaluate
 rc = evaluate.main(sys.argv[1:], prog="eval/run.py")
-print(f"rank {{os.environ['RANK']}} returned {{rc}}", file=sys.stderr)
+sys.stderr.flush()
+# one write for the whole line: both ranks share the stderr pipe, and print() writes the text and its
+# newline separately, so two ranks' lines can come out as "rank 0 returned 1rank 1 returned 1"
+os.write(2, f"rank {{os.environ['RANK']}} returned {{rc}}\\n".encode())
 sys.exit(rc)
 '''
 

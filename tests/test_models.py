@@ -405,3 +405,29 @@ def test_attention_default_warns_when_cuda_lacks_flash_attn(caplog):
         assert default_attention("Q", cuda=True, flash_attn=False) == "sdpa"
     (rec,) = caplog.records
     assert "flash_attn is not installed" in rec.getMessage() and rec.getMessage().startswith("Q: ")
+
+
+def test_tiny_model_is_written_whole_on_a_rank_other_than_0(tmp_path, monkeypatch):
+    """Under torchrun each rank builds its own copy; transformers would write the weights on rank 0
+    only, leaving rank 1 a folder without model.safetensors that it then renamed into place."""
+    import transformers.distributed.mixin as mixin
+
+    from nrvl.models.tiny import ensure_tiny_qwen
+
+    monkeypatch.setattr(mixin, "_is_torch_distributed_initialized", lambda: True)
+    monkeypatch.setattr(mixin, "_get_torch_distributed_rank", lambda: 1)
+    folder = ensure_tiny_qwen(tmp_path / "tiny")
+    assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json"} <= set(os.listdir(folder))
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny"]  # no temp folder left beside it
+
+
+def test_tiny_model_folder_left_incomplete_is_rebuilt(tmp_path):
+    from nrvl.models.tiny import ensure_tiny_qwen
+
+    broken = tmp_path / "tiny"
+    broken.mkdir()
+    (broken / "tokenizer.json").write_text("{}")  # what the rank-0-only write used to leave behind
+    folder = ensure_tiny_qwen(broken)
+    assert folder == broken and (folder / "model.safetensors").stat().st_size > 0
+    assert json.loads((folder / "config.json").read_text())["model_type"] == "qwen2_5_vl"
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny"]

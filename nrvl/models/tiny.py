@@ -112,15 +112,47 @@ def build_tiny_qwen(folder: os.PathLike | str) -> Path:
         torch.random.set_rng_state(state)  # building the model must not disturb the caller's RNG
     model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    # transformers writes a model's files on rank 0 only once torch.distributed is initialised; every
+    # rank of a torchrun builds its own copy of this model, so each must write the whole folder
+    if hasattr(model, "should_save_on_this_rank"):
+        model.should_save_on_this_rank = lambda is_main_process: True
     model.save_pretrained(folder)
     proc.save_pretrained(folder)
+    missing = [n for n in _REQUIRED if not (Path(folder) / n).is_file()]
+    if missing:
+        raise RuntimeError(f"building the tiny model in {folder} wrote no {', '.join(missing)}")
     return folder
+
+
+_REQUIRED = ("config.json", "model.safetensors", "tokenizer.json")
+
+
+def _complete(folder: Path) -> bool:
+    return all((folder / n).is_file() for n in _REQUIRED)
+
+
+def _replace_incomplete(built: Path, target: Path) -> None:
+    """Put ``built`` in place of an incomplete ``target`` (an older build's leftovers), keeping a
+    complete one that another process renamed into place meanwhile."""
+    stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale.", dir=target.parent))
+    try:
+        try:
+            os.replace(target, stale)  # stale is empty: the incomplete folder takes its place
+        except FileNotFoundError:
+            pass
+        try:
+            os.rename(built, target)
+        except OSError:
+            if not _complete(target):
+                raise
+    finally:
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def ensure_tiny_qwen(path: Optional[os.PathLike | str] = None) -> Path:
     """The tiny model's folder, built on first use (atomically: a temp folder renamed into place)."""
     target = Path(path) if path is not None else default_path()
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+    if _complete(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -129,8 +161,8 @@ def ensure_tiny_qwen(path: Optional[os.PathLike | str] = None) -> Path:
         try:
             os.rename(tmp, target)
         except OSError:
-            if not (target / "config.json").is_file():  # not another process winning the race
-                raise
+            if not _complete(target):  # not another process winning the race: a folder left incomplete
+                _replace_incomplete(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
