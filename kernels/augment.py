@@ -52,7 +52,9 @@ class VideoCorruption(torch.nn.Module):
             with their reference parameters; ``last_choices`` then records ``severity=None``.
         seed: None or an integer (taken modulo 2**64); see Randomness.
         exclude: a name or names to leave out. The default leaves out target_block, which needs
-            a detector, unless ``params`` gives it one; ``exclude=()`` keeps every noise.
+            a detector, unless ``params`` has an entry for it: ``{"target_block": {"detector": fn}}``,
+            or ``{"target_block": {}}`` for the default detector, whose weights file must then be in
+            the torch hub cache (checked here). ``exclude=()`` keeps every noise.
         params: per-noise parameter overrides, ``{name: {parameter: value}}``, passed to
             ``corrupt`` for that noise (on top of ``severity``), e.g.
             ``{"target_block": {"detector": fn}, "gaussian": {"std": 0.05}}``. Names and
@@ -145,6 +147,11 @@ class VideoCorruption(torch.nn.Module):
                                  "it cannot be given")
             spec = get_spec(name)
             _resolve_params(spec, severity if spec.severities is not None else None, dict(given))  # names
+        if "target_block" in names and params.get("target_block", {}).get("detector") is None:
+            from .occlusion import check_default_detector  # fail here, not at the first batch drawn with it
+
+            check_default_detector(instead="Or give VideoCorruption a detector, params={'target_block': "
+                                           "{'detector': fn}}, or leave target_block out (the default exclude).")
         self.params = {name: dict(given) for name, given in params.items()}
         self.noises, self.ratios, self.p, self.severity = names, ratios, p, severity
         self._set_seed(None if seed is None else int(seed) % 2**64)

@@ -59,6 +59,17 @@ class Context:
     # Host values of int tensors made here (frame indices), by id: lets a later draw keyed by
     # such a tensor hash on the host too. Holds the tensor, so an id is never reused while kept.
     _host: dict = field(default_factory=dict, repr=False, compare=False)
+    # The seeds tensor host_seeds were given for: ``dataclasses.replace(ctx, seeds=other)`` carries
+    # host_seeds over, and they must not then stand for the new seeds.
+    _host_for: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self._host_for is None:
+            object.__setattr__(self, "_host_for", self.seeds)
+        elif self._host_for is not self.seeds or (self.host_seeds is not None
+                                                    and len(self.host_seeds) != self.shape[0]):
+            object.__setattr__(self, "host_seeds", None)
+            object.__setattr__(self, "_host_for", self.seeds)
 
     @property
     def B(self) -> int:

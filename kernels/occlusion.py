@@ -19,7 +19,7 @@ import torch
 from .core import Context, apply_to_chosen, base_params, frame_uniform, to_work
 from .registry import register_noise
 
-__all__ = ["default_detector", "DETECTOR_WEIGHTS"]
+__all__ = ["check_default_detector", "default_detector", "DETECTOR_WEIGHTS"]
 
 
 def _check(cond: bool, name: str, noise: str, expected: str, got) -> None:
@@ -119,6 +119,29 @@ def _weights_file() -> tuple[object, str]:
     return weights, path
 
 
+def check_default_detector(instead: str | None = None) -> None:
+    """Raise unless the default detector's weights are in the torch hub cache (nothing is loaded).
+
+    ``instead`` is the message's last sentence, the way round the missing file for the caller
+    (default: pass ``detector=`` to ``corrupt``).
+
+    Raises:
+        FileNotFoundError: the weights file is missing; the message names where it goes.
+    """
+    weights, path = _weights_file()
+    if os.path.isfile(path):
+        return
+    if instead is None:
+        instead = ("Or pass your own detector: corrupt(video, 'target_block', ratio, detector=fn) with fn(list "
+                   "of float [3,H,W] frames in 0..1) -> list of dicts with 'boxes' [K,4] (x1 y1 x2 y2 pixels) and "
+                   "'scores' [K].")
+    raise FileNotFoundError(
+        f"target_block's default detector ({DETECTOR_WEIGHTS}) needs the weights file {path}, which is "
+        f"missing, and nrvl never downloads. Copy {os.path.basename(path)} (from {weights.url}) into "
+        f"{os.path.dirname(path)} (set TORCH_HOME to use another cache: the file goes in "
+        f"$TORCH_HOME/hub/checkpoints/). {instead}")
+
+
 def default_detector(device) -> Callable:
     """The default COCO detector on ``device``, built once per device (eval mode, no grad).
 
@@ -130,15 +153,8 @@ def default_detector(device) -> Callable:
     model = _DETECTORS.get(str(device))
     if model is not None:
         return model
-    weights, path = _weights_file()
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"target_block's default detector ({DETECTOR_WEIGHTS}) needs the weights file {path}, which is "
-            f"missing, and nrvl never downloads. Either copy {os.path.basename(path)} (from {weights.url}) into "
-            f"{os.path.dirname(path)} (set TORCH_HOME to use another cache: the file goes in "
-            f"$TORCH_HOME/hub/checkpoints/), or pass your own detector: corrupt(video, 'target_block', ratio, "
-            f"detector=fn) with fn(list of float [3,H,W] frames in 0..1) -> list of dicts with 'boxes' [K,4] "
-            f"(x1 y1 x2 y2 pixels) and 'scores' [K].")
+    check_default_detector()
+    weights, _ = _weights_file()
     from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
     model = fasterrcnn_mobilenet_v3_large_fpn(weights=weights, progress=False).eval().to(device)
     for p in model.parameters():

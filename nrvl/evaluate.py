@@ -251,13 +251,12 @@ def check_detector_weights(noises, mode: str) -> None:
     """
     if mode == "eval" or "target_block" not in noises:
         return
-    from nrvl.kernels.occlusion import _weights_file
+    from nrvl.kernels.occlusion import check_default_detector
 
-    _, path = _weights_file()
-    if not os.path.isfile(path):
-        raise EvalError(f"target_block's detector needs the weights file {path} (torchvision's "
-                        f"{os.path.basename(path)}; nrvl never downloads): copy it there (TORCH_HOME moves the "
-                        f"cache), or leave target_block out, e.g. --noise_name all,-target_block")
+    try:
+        check_default_detector(instead="Or leave target_block out, e.g. --noise_name all,-target_block.")
+    except FileNotFoundError as e:
+        raise EvalError(str(e)) from None
 
 
 def _collective(error, info: dist.DistInfo, code: int = EXIT_BAD_INPUT) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import re
 
 import numpy as np
@@ -238,6 +239,24 @@ def test_params_are_checked_at_construction(params, error, match):
     kw = {"exclude": "target_block"} if "target_block" in params else {}
     with pytest.raises(error, match=match):
         VideoCorruption(noises=["gaussian", "contrast", "target_block", "other_video"], params=params, **kw)
+
+
+def test_target_block_with_the_default_detector_needs_its_weights_at_construction(tmp_path, monkeypatch):
+    """Opting in without a detector (or keeping every noise) fails when the module is made,
+    not at the first batch that draws target_block, hours into training."""
+    from nrvl.kernels.occlusion import _weights_file
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    path = tmp_path / "hub" / "checkpoints" / os.path.basename(_weights_file()[1])
+    for kw in ({"params": {"target_block": {}}}, {"params": {"target_block": {"detector": None}}}, {"exclude": ()}):
+        with pytest.raises(FileNotFoundError, match=f"needs the weights file {re.escape(str(path))}.*"
+                                                    f"Or give VideoCorruption a detector"):
+            VideoCorruption(**kw)
+    VideoCorruption(noises=["gaussian"], exclude=())  # not drawn: not needed
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"weights")  # found: the module is made (they are loaded only when first drawn)
+    assert "target_block" in VideoCorruption(params={"target_block": {}}).noises
+    assert "target_block" in VideoCorruption(exclude=()).noises
 
 
 def test_core_takes_numpy_integer_severities_like_the_module():

@@ -127,3 +127,18 @@ def test_all_frames_mask_is_a_fill_for_big_batches():
     seeds, host = R.seeds_and_host(64, 1)
     p = core.base_params(core.Context((64, 2000, 3, 1, 1), CPU, seeds, 0.5, host), "all")
     assert p["frames"].all() and p["frames"].shape == (64, 2000)
+
+
+def test_replaced_seeds_drop_the_host_seeds_of_the_old_ones():
+    """``dataclasses.replace(ctx, seeds=...)`` must not keep hashing the old seeds on the host."""
+    import dataclasses
+
+    seeds, host = R.seeds_and_host(2, 7, None, CPU)
+    ctx = core.Context((2, 6, 3, 4, 4), CPU, seeds, 0.5, host)
+    other = torch.tensor([11, 12], dtype=torch.int64)
+    moved = dataclasses.replace(ctx, seeds=other)
+    assert moved.host_seeds is None
+    assert torch.equal(moved.keys("s", 3), R.keys(other, "s", 3))
+    assert not torch.equal(moved.keys("s", 3), ctx.keys("s", 3))
+    same = dataclasses.replace(ctx, ratio=0.9)  # the same seeds: still hashed on the host
+    assert same.host_seeds == host and torch.equal(same.keys("s", 3), ctx.keys("s", 3))
