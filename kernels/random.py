@@ -276,7 +276,10 @@ def _mix32_(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 
 
 def uniform(key: torch.Tensor, index: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
-    """Uniform in ``[0, 1)`` with 24 bits of resolution."""
+    """Uniform in ``[0, 1)`` with 24 bits of resolution (float16/bfloat16: rounded from float32,
+    so the top values may round to 1.0)."""
+    if dtype not in (torch.float32, torch.float64):  # 2**24 - 1 overflows float16 before the scaling
+        return uniform(key, index, torch.float32).to(dtype)
     if torch.compiler.is_compiling():
         return ((bits(key, index) >> 8) & 0xFFFFFF).to(dtype) * _INV_2_24
     return bits(key, index).bitwise_right_shift_(8).bitwise_and_(0xFFFFFF).to(dtype).mul_(_INV_2_24)

@@ -142,3 +142,18 @@ def test_replaced_seeds_drop_the_host_seeds_of_the_old_ones():
     assert not torch.equal(moved.keys("s", 3), ctx.keys("s", 3))
     same = dataclasses.replace(ctx, ratio=0.9)  # the same seeds: still hashed on the host
     assert same.host_seeds == host and torch.equal(same.keys("s", 3), ctx.keys("s", 3))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_frame_uniform_in_half_precision_is_finite_and_agrees_with_the_host_path(dtype):
+    seeds, host = R.seeds_and_host(2, 5, None, CPU)
+    shape = (2, 6, 3, 4, 4)
+    ctx_h, ctx_t = core.Context(shape, CPU, seeds, 0.5, host), core.Context(shape, CPU, seeds, 0.5, None)
+    idx_h = core.base_params(ctx_h, "random")["frame_idx"]
+    idx_t = core.base_params(ctx_t, "random")["frame_idx"]
+    a = core.frame_uniform(ctx_h, idx_h, "u", count=4, dtype=dtype)
+    b = core.frame_uniform(ctx_t, idx_t, "u", count=4, dtype=dtype)
+    assert a.dtype == b.dtype == dtype and torch.isfinite(b).all() and (b >= 0).all() and (b <= 1).all()
+    assert torch.equal(a, b)
+    want = core.frame_uniform(ctx_t, idx_t, "u", count=4).to(dtype)  # float32 draws, rounded
+    assert torch.equal(b, want)
