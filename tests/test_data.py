@@ -2,6 +2,7 @@
 unpickler, TSV validation, and the generated demo set."""
 import hashlib
 import io
+import json
 import os
 import pickle
 
@@ -92,10 +93,32 @@ def test_unpack_is_resumable_and_skipped_when_complete(hub, mp4_bytes, monkeypat
     # An interrupted unpack: chunk 1 never finished (no marker entry, its video missing).
     (hub / "video" / "vid-B_2.mp4").unlink()
     marker = hub / "video" / mmb.MARKER
-    marker.write_text('{"video_chunk_0.pkl": 1}')
+    marker.write_text('{"video_chunk_0.pkl": ["vidA.mp4"]}')
     prepare_dataset("MMBench_Video_8frame_nopack")
     assert calls == ["video_chunk_1.pkl"]
     assert (hub / "video" / "vid-B_2.mp4").read_bytes() == mp4_bytes["vid-B_2"]
+
+
+def test_a_video_deleted_after_unpacking_is_unpacked_again_from_its_chunk_only(hub, mp4_bytes, monkeypatch):
+    prepare_dataset("MMBench_Video_8frame_nopack")
+    marker = hub / "video" / mmb.MARKER
+    assert json.loads(marker.read_text()) == {"video_chunk_0.pkl": ["vidA.mp4"],
+                                              "video_chunk_1.pkl": ["vid-B_2.mp4"]}
+    calls = []
+    real = mmb.load_video_chunk
+    monkeypatch.setattr(mmb, "load_video_chunk", lambda p: calls.append(p.name) or real(p))
+    (hub / "video" / "vidA.mp4").unlink()  # both chunks are in the marker
+    prepare_dataset("MMBench_Video_8frame_nopack")
+    assert calls == ["video_chunk_0.pkl"]  # the chunk that holds it, not the other
+    assert (hub / "video" / "vidA.mp4").read_bytes() == mp4_bytes["vidA"]
+    # an older marker (counts, not names): a missing video sends it to every counted chunk
+    marker.write_text('{"video_chunk_0.pkl": 1, "video_chunk_1.pkl": 1}')
+    (hub / "video" / "vid-B_2.mp4").unlink()
+    calls.clear()
+    prepare_dataset("MMBench_Video_8frame_nopack")
+    assert calls == ["video_chunk_0.pkl", "video_chunk_1.pkl"]
+    assert (hub / "video" / "vid-B_2.mp4").read_bytes() == mp4_bytes["vid-B_2"]
+    assert json.loads(marker.read_text())["video_chunk_1.pkl"] == ["vid-B_2.mp4"]
 
 
 def test_md5_mismatch_is_an_error(hub, monkeypatch):

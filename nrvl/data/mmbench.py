@@ -205,9 +205,10 @@ def _missing(video_dir: Path, names) -> list[str]:
 def unpack_videos(root: Path, wanted: Optional[list[str]] = None) -> int:
     """Unpack ``<root>/video_pkl/*.pkl`` into ``<root>/video/<name>.mp4``; resumable.
 
-    Chunks are taken in sorted file order. A chunk listed in the marker file
-    ``video/.nrvl-unpacked.json`` is skipped; in the others, videos already on
-    disk are kept (they were written atomically, so they are complete). When
+    Chunks are taken in sorted file order. The marker file ``video/.nrvl-unpacked.json``
+    lists each unpacked chunk with the files it holds; a listed chunk is skipped unless one
+    of its files is ``wanted`` and missing (deleted since), and in the chunks that are read,
+    videos already on disk with the right size are kept (they were written atomically). When
     every ``wanted`` file exists, nothing is loaded at all.
 
     Returns:
@@ -217,7 +218,8 @@ def unpack_videos(root: Path, wanted: Optional[list[str]] = None) -> int:
         DatasetError: an unsafe or corrupt chunk.
     """
     video_dir = root / VIDEO_DIR
-    if wanted is not None and video_dir.is_dir() and not _missing(video_dir, wanted):
+    missing = None if wanted is None else set(_missing(video_dir, wanted)) if video_dir.is_dir() else set(wanted)
+    if missing is not None and not missing:
         return 0
     chunks = sorted((root / CHUNK_DIR).glob("*.pkl")) if (root / CHUNK_DIR).is_dir() else []
     if not chunks:
@@ -230,9 +232,19 @@ def unpack_videos(root: Path, wanted: Optional[list[str]] = None) -> int:
         done = {}
     if not isinstance(done, dict):  # a damaged marker: unpack again
         done = {}
+    listed = {n for files in done.values() if isinstance(files, list) for n in files}
+
+    def needed(chunk: Path) -> bool:
+        files = done.get(chunk.name)
+        if files is None or missing is None:
+            return files is None
+        if isinstance(files, list):  # read again only for a file of it that is gone
+            return not missing.isdisjoint(files)
+        return bool(missing - listed)  # an older marker (a count): any missing file may be in it
+
     written = 0
     for chunk in chunks:
-        if chunk.name in done:
+        if not needed(chunk):
             continue
         logger.warning("unpacking %s", chunk)
         videos = load_video_chunk(chunk)
@@ -242,7 +254,8 @@ def unpack_videos(root: Path, wanted: Optional[list[str]] = None) -> int:
                 continue
             atomic_write_bytes(target, bytes(data))
             written += 1
-        done[chunk.name] = len(videos)
+        done[chunk.name] = sorted(f"{name}.mp4" for name in videos)
+        listed.update(done[chunk.name])
         atomic_write_text(marker, json.dumps(done, indent=1, sort_keys=True))
         del videos
     return written
