@@ -121,6 +121,27 @@ def test_a_video_deleted_after_unpacking_is_unpacked_again_from_its_chunk_only(h
     assert json.loads(marker.read_text())["video_chunk_1.pkl"] == ["vid-B_2.mp4"]
 
 
+def test_an_incomplete_snapshot_offline_is_used_for_what_it_holds(hub, mp4_bytes, monkeypatch, caplog):
+    """huggingface_hub refuses a snapshot whose download was interrupted; offline, nrvl uses the
+    files it holds (the TSV md5 and every wanted video are still checked) instead of calling it absent."""
+    import huggingface_hub
+    from huggingface_hub.errors import IncompleteSnapshotError
+
+    def incomplete(*a, **kw):
+        raise IncompleteSnapshotError("The cached snapshot for 'opencompass/MMBench-Video' is incomplete: 2 file(s) "
+                                      "are missing (video_pkl/x.pkl, y). Re-run the download.", snapshot_path=str(hub))
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", incomplete)
+    with caplog.at_level("WARNING", logger="nrvl.data.mmbench"):
+        assert prepare_dataset("MMBench_Video_8frame_nopack") == hub
+    assert any("is incomplete (2 file(s) are missing)" in r.getMessage() for r in caplog.records)
+    assert (hub / "video" / "vidA.mp4").read_bytes() == mp4_bytes["vidA"]
+    (hub / "video_pkl" / "video_chunk_1.pkl").unlink()  # what is missing is still an error naming it
+    (hub / "video" / "vid-B_2.mp4").unlink()
+    with pytest.raises(DatasetError, match="vid-B_2.mp4 is in neither"):
+        prepare_dataset("MMBench_Video_8frame_nopack")
+
+
 def test_md5_mismatch_is_an_error(hub, monkeypatch):
     monkeypatch.setattr(mmb, "TSV_MD5", "0" * 32)
     with pytest.raises(DatasetError, match="md5 .* expected 0000"):

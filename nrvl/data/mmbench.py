@@ -183,6 +183,14 @@ def snapshot_path(*, cache_dir=None, download: bool = True) -> Path:
     except Exception as e:  # LocalEntryNotFoundError and friends
         cached_error = e
     where = cache or "the default Hugging Face cache"
+    partial = getattr(cached_error, "snapshot_path", None)  # huggingface_hub's IncompleteSnapshotError
+    if (not download or _offline()) and partial and os.path.isdir(partial):
+        # An interrupted download: what it holds may be all a run needs (prepare checks the TSV's
+        # md5 and every video it asks for), so use it rather than call it missing.
+        missing = re.search(r"\d+ file\(s\) are missing", str(cached_error))
+        logger.warning("the cached snapshot %s is incomplete (%s); using the files it holds (run once online "
+                       "to finish the download)", partial, missing.group(0) if missing else "files are missing")
+        return Path(partial)
     if not download or _offline():
         why = "HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set" if _offline() else "downloading is not allowed here"
         raise DatasetError(f"{REPO_ID} is not in {where} and {why}; run once online (about 13.4 GB) "
