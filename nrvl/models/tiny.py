@@ -78,7 +78,7 @@ def build_tiny_qwen(folder: os.PathLike | str) -> Path:
         pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), "isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
     ])
-    bpe.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=400,
+    bpe.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=400, show_progress=False,
                                                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     m = json.loads(bpe.to_str())["model"]
     tok = Qwen2Tokenizer(vocab=m["vocab"], merges=[tuple(p) for p in m["merges"]],
@@ -116,8 +116,16 @@ def build_tiny_qwen(folder: os.PathLike | str) -> Path:
     # rank of a torchrun builds its own copy of this model, so each must write the whole folder
     if hasattr(model, "should_save_on_this_rank"):
         model.should_save_on_this_rank = lambda is_main_process: True
-    model.save_pretrained(folder)
-    proc.save_pretrained(folder)
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a one-shard "Writing model shards" bar in every first run
+    try:
+        model.save_pretrained(folder)
+        proc.save_pretrained(folder)
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
     missing = [n for n in _REQUIRED if not (Path(folder) / n).is_file()]
     if missing:
         raise RuntimeError(f"building the tiny model in {folder} wrote no {', '.join(missing)}")
