@@ -45,28 +45,32 @@ _FAMILY = "temporal"
 # ----------------------------------------------------------------------------- shared pieces
 
 
-def frame_ranks(seeds: torch.Tensor, T: int, stream: str) -> torch.Tensor:
+def frame_ranks(seeds: torch.Tensor, T: int, stream: str, *, key: torch.Tensor | None = None) -> torch.Tensor:
     """Each frame's rank in a random per-clip order: int64 ``[B, T]``, a permutation of ``0..T-1``.
 
     The order is the order of the frames' hashes under ``stream``, so with the
     stream ``"frames"`` the frames of rank ``< n`` are exactly
-    ``core.select_frames(seeds, T, n)``.
+    ``core.select_frames(seeds, T, n)``. ``key`` may give ``rng.keys(seeds, stream)``
+    already made (e.g. by ``Context.keys``, on the host).
     """
     B = seeds.shape[0]
     t = torch.arange(T, device=seeds.device, dtype=torch.int32)
-    h = rng.bits(rng.keys(seeds, stream)[:, None, :], t[None, :])  # distinct within a clip
+    key = rng.keys(seeds, stream) if key is None else key
+    h = rng.bits(key[:, None, :], t[None, :])  # distinct within a clip
     order = torch.argsort(h, dim=1)
     ar = torch.arange(T, device=seeds.device, dtype=torch.int64).expand(B, T)
     return torch.empty(B, T, dtype=torch.int64, device=seeds.device).scatter_(1, order, ar)
 
 
-def shuffle_map(chosen: torch.Tensor, seeds: torch.Tensor, stream: str) -> torch.Tensor:
+def shuffle_map(chosen: torch.Tensor, seeds: torch.Tensor, stream: str, *,
+                key: torch.Tensor | None = None) -> torch.Tensor:
     """A uniformly random permutation of each clip's chosen frames among themselves.
 
     Args:
         chosen: bool ``[B, T]``, the frames to permute (any number per clip).
         seeds: int64 ``[B]`` clip seeds.
         stream: the permutation's random stream.
+        key: ``rng.keys(seeds, stream)`` when already made (as in ``frame_ranks``).
 
     Returns:
         int64 ``[B, T]`` frame map ``src``: output frame ``t`` is input frame
@@ -75,11 +79,25 @@ def shuffle_map(chosen: torch.Tensor, seeds: torch.Tensor, stream: str) -> torch
     """
     B, T = chosen.shape
     t = torch.arange(T, device=chosen.device, dtype=torch.int64)
-    h = rng.bits(rng.keys(seeds, stream)[:, None, :], t[None, :].to(torch.int32)).to(torch.int64)
+    key = rng.keys(seeds, stream) if key is None else key
+    h = rng.bits(key[:, None, :], t[None, :].to(torch.int32)).to(torch.int64)
     # Chosen frames first in both lists; the rest after them, in time order, so they map to themselves.
     positions = torch.argsort(torch.where(chosen, t, T + t), dim=1)               # chosen, in time order
     sources = torch.argsort(torch.where(chosen, h, (1 << 32) + t), dim=1)        # chosen, in hash order
     return torch.empty_like(positions).scatter_(1, positions, sources)
+
+
+def _ranks(ctx: Context, T: int, stream: str) -> torch.Tensor:
+    """``frame_ranks(ctx.seeds, T, stream)``, hashed on the host for small draws it has the seeds of."""
+    if ctx.host_seeds and ctx.B * (2 + 2 * T) <= rng.HOST_HASH_BUDGET:
+        rows = []
+        for s in ctx.host_seeds:
+            rank = [0] * T
+            for r, t in enumerate(rng.order_host(s, stream, T)):
+                rank[t] = r
+            rows.append(rank)
+        return rng.host_to_device(rows, torch.int64, ctx.device).reshape(ctx.B, T)
+    return frame_ranks(ctx.seeds, T, stream, key=ctx.keys(stream))
 
 
 def nearest_anchor_map(kept: torch.Tensor) -> torch.Tensor:
@@ -220,7 +238,7 @@ register_noise(
 def _frame_replace_sample(ctx: Context) -> dict:
     """Base params plus ``src``: int64 ``[B, T]``, the selected frames permuted among themselves."""
     params = base_params(ctx, "selected")  # stream "frames": the same frames as the other noises
-    params["src"] = shuffle_map(params["frames"], ctx.seeds, "frame_replace/perm")
+    params["src"] = shuffle_map(params["frames"], ctx.seeds, "frame_replace/perm", key=ctx.keys("frame_replace/perm"))
     return params
 
 
@@ -245,7 +263,7 @@ def _frame_repeat_sample(ctx: Context) -> dict:
     B, T = ctx.B, ctx.T
     k = frame_count(T, 1.0 - ctx.ratio)  # Python float arithmetic: T=8 at 0.9 keeps 0
     if k > 0:
-        kept = frame_ranks(ctx.seeds, T, "frame_repeat/keep") < k
+        kept = _ranks(ctx, T, "frame_repeat/keep") < k
     else:  # the reference falls back to keeping frame 0 alone
         kept = torch.zeros(B, T, dtype=torch.bool, device=ctx.device)
         kept[:, :1] = True
@@ -288,9 +306,9 @@ def _temporal_jitter_sample(ctx: Context) -> dict:
         # The reference's function blanks the whole clip at ratio 0, but its pipeline never calls
         # a noise at ratio 0 (a clean run); here too ratio 0 means a clean clip (docs/deviations).
         n_drop = torch.zeros_like(n_drop)
-    shuffled = frame_ranks(ctx.seeds, T, "temporal_jitter/replace") < n_replace[:, None]
-    src = shuffle_map(shuffled, ctx.seeds, "temporal_jitter/perm")
-    blank = frame_ranks(ctx.seeds, T, "temporal_jitter/drop") < n_drop[:, None]
+    shuffled = _ranks(ctx, T, "temporal_jitter/replace") < n_replace[:, None]
+    src = shuffle_map(shuffled, ctx.seeds, "temporal_jitter/perm", key=ctx.keys("temporal_jitter/perm"))
+    blank = _ranks(ctx, T, "temporal_jitter/drop") < n_drop[:, None]
     touched = shuffled | blank
     t = torch.arange(T, device=ctx.device, dtype=torch.int64)
     n_frames = touched.sum(1)
