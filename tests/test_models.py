@@ -431,3 +431,30 @@ def test_tiny_model_folder_left_incomplete_is_rebuilt(tmp_path):
     assert folder == broken and (folder / "model.safetensors").stat().st_size > 0
     assert json.loads((folder / "config.json").read_text())["model_type"] == "qwen2_5_vl"
     assert [p.name for p in tmp_path.iterdir()] == ["tiny"]
+
+
+def test_api_malformed_replies_are_retried_then_fail_softly_and_text_parts_are_joined():
+    """A 200 reply the SDK parses into something odd (an HTML page, a list, content as a number)
+    is retried and ends as FAIL_MSG, as in VLMEvalKit, instead of killing the run."""
+    from types import SimpleNamespace as NS
+
+    from nrvl.models.api import FAIL_MSG
+
+    replies = ["<html>proxy</html>", [1, 2], NS(choices=[NS(message=NS(content=5))]),
+               NS(choices=[NS(message=NS(content=[{"type": "text", "text": "Two "}, {"type": "text", "text": "cats"}]))])]
+    calls = []
+
+    def create(**kw):
+        calls.append(kw["model"])
+        return replies[len(calls) - 1]
+
+    model = build_model("openai-compatible", api_model="m", base_url="http://127.0.0.1:9", api_key="k",
+                        retries=3, backoff_base=0.0)
+    made = []
+    model._client_factory = lambda: made.append(1) or NS(chat=NS(completions=NS(create=create)), close=lambda: None)
+    try:
+        assert model._ask([{"role": "user", "content": "q"}]) == FAIL_MSG  # three malformed replies
+        assert model._ask([{"role": "user", "content": "q"}]) == "Two cats"  # list-of-parts content
+        assert len(calls) == 4 and made == [1]
+    finally:
+        model.close()
