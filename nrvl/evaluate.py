@@ -614,6 +614,8 @@ def _setup(args, info) -> Setup:
             error = _one_line(e)
         except OSError as e:  # unreadable cache, disk full while unpacking: every rank stops, not hangs
             error = (describe_os_error(e), EXIT_FAILED)
+        except Exception as e:  # noqa: BLE001 - e.g. a decoder's own error: the other ranks wait in the collective
+            error = _rank_error(info, e, bool(getattr(args, "verbose", False)))
     _collective(error, info)
 
     error = None
@@ -623,6 +625,11 @@ def _setup(args, info) -> Setup:
             dataset.check_videos(args.limit)
     except DatasetError as e:
         error = _one_line(e)
+    except OSError as e:  # a rank that cannot read the cache (node-local paths, permissions)
+        error = (f"rank {info.rank}: {describe_os_error(e)}" if info.distributed else describe_os_error(e),
+                 EXIT_FAILED)
+    except Exception as e:  # noqa: BLE001 - as above
+        error = _rank_error(info, e, bool(getattr(args, "verbose", False)))
     _collective(error, info)
     store_kwargs = {}
     if spec.pack:  # a stored pack is reused only by a run asking its video the same questions

@@ -155,3 +155,22 @@ def test_torchrun_rank_crash_stops_both_ranks_with_one_line(tmp_path, cache_dir,
     assert not any(ln.startswith("[rank") or "Connection closed by peer" in ln for ln in lines), proc.stderr[-3000:]
     store = tmp_path / "w" / "tiny-qwen2.5-vl" / "gaussian" / "tiny-qwen2.5-vl_MMBench_Video_demo_gaussian_0.9.rank0.jsonl"
     assert [json.loads(x)["index"] for x in store.read_text().splitlines()] == [0, 2]  # rank 0's shard, kept
+
+
+def test_a_set_up_error_on_one_rank_goes_to_every_rank_as_one_line(rank1_of_2, tmp_path, monkeypatch):
+    """Rank 1 cannot read the dataset (a PermissionError, not a DatasetError): it used to leave set-up
+    for the final barrier while rank 0 waited in the collective, for DIST_TIMEOUT, with no message."""
+    import errno
+
+    from nrvl import evaluate
+
+    def load(name, **kw):
+        raise PermissionError(errno.EACCES, "Permission denied", "/cache/MMBench-Video.tsv")
+
+    import nrvl.data
+
+    monkeypatch.setattr(nrvl.data, "load_dataset", load)
+    rc = evaluate.main([*DEMO, "--noise_name", "gaussian", "--ratio", "0.9", "--work-dir", str(tmp_path)])
+    assert rc == evaluate.EXIT_FAILED
+    assert rank1_of_2 == [None, ("rank 1: cannot read or write /cache/MMBench-Video.tsv: Permission denied",
+                          evaluate.EXIT_FAILED)]
