@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from nrvl import openai_endpoint as _endpoint
+from nrvl.openai_endpoint import field as _field, kind as _kind
 from nrvl._faults import kill_point
 from nrvl._text import one_line as _one_line
 from nrvl.atomic import append_jsonl, iter_jsonl
@@ -847,39 +848,6 @@ class OpenAIJudge(Judge):
 #: (not UTF-8, not JSON, nested too deep, a field of the wrong type).
 _BODY_ERRORS = (ValueError, TypeError, AttributeError, LookupError, RecursionError)
 
-#: Values that have no named fields (a JSON scalar or array), as opposed to an object or a mapping.
-_PLAIN = (str, bytes, bytearray, numbers.Number, list, tuple, type(None))
-
-
-def _kind(value: Any) -> str:
-    """The JSON name of a value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, numbers.Number):
-        return "number"
-    if isinstance(value, (str, bytes, bytearray)):
-        return "string"
-    if isinstance(value, (list, tuple)):
-        return "list"
-    if isinstance(value, Mapping):
-        return "object"
-    return type(value).__name__
-
-
-def _field(obj: Any, name: str) -> Any:
-    """``obj[name]`` of a mapping or ``obj.name`` of an object; None if absent or ``obj`` is a plain value."""
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    if isinstance(obj, _PLAIN):
-        return None
-    try:
-        return getattr(obj, name, None)
-    except Exception:  # noqa: BLE001 - a property that raises is a missing field here
-        return None
-
-
 def _token_count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return 0
@@ -890,39 +858,12 @@ def _token_count(value: Any) -> int:
 
 
 def _reply_text(response: Any, redact: Callable[[Any], str]) -> str:
-    """``choices[0].message.content`` as text (``''`` when it is null).
-
-    A list of content parts gives its text parts joined. Any other shape raises
-    ``_Retry('malformed response: ...')``, to be retried like any failed try.
-    """
-    def bad(what: str) -> _Retry:
-        return _Retry(f"malformed response: {what}")
-
-    if isinstance(response, (str, bytes, bytearray)):  # the client hands back the text of a non-JSON body
-        text = response if isinstance(response, str) else bytes(response).decode("utf-8", "replace")
-        raise bad(f"the body is not JSON: {_one_line(redact(text))[:60]!r}")
-    if isinstance(response, _PLAIN):
-        raise bad(f"the body is a JSON {_kind(response)}, not a chat completion")
-    choices = _field(response, "choices")
-    if not isinstance(choices, (list, tuple)):
-        raise bad("no 'choices'" if choices is None else f"'choices' is a {_kind(choices)}, not a list")
-    if not choices:
-        raise bad("'choices' is empty")
-    message = _field(choices[0], "message")
-    if message is None or isinstance(message, _PLAIN):
-        raise bad(f"choices[0] has no message object (got a {_kind(message if message is not None else choices[0])})")
-    content = _field(message, "content")
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, (list, tuple)):
-        texts = [_field(part, "text") for part in content if _field(part, "type") in ("text", None)]
-        texts = [t for t in texts if isinstance(t, str)]
-        if texts:
-            return "".join(texts)
-        raise bad("the message content is a list with no text part")
-    raise bad(f"the message content is a {_kind(content)}, not text")
+    """:func:`nrvl.openai_endpoint.reply_text`; a malformed response raises ``_Retry``, to be
+    retried like any failed try."""
+    try:
+        return _endpoint.reply_text(response, redact)
+    except _endpoint.MalformedReply as e:
+        raise _Retry(f"malformed response: {e}") from None
 
 
 def _new_client(is_async: bool, base_url: str, api_key: Optional[str], timeout: float):

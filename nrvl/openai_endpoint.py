@@ -5,13 +5,16 @@ neither imports the other. Nothing here prints or stores the key.
 """
 from __future__ import annotations
 
+import numbers
 import os
 import re
 from pathlib import Path
-from typing import Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
-__all__ = ["DEFAULT_BASE_URL", "EndpointConfigError", "read_dotenv", "normalize_base_url", "redact_url",
-           "resolve_endpoint"]
+from nrvl._text import one_line
+
+__all__ = ["DEFAULT_BASE_URL", "EndpointConfigError", "MalformedReply", "read_dotenv", "normalize_base_url",
+           "redact_url", "reply_text", "resolve_endpoint"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -102,3 +105,75 @@ def resolve_endpoint(
     key = (api_key or "").strip() or (env.get("OPENAI_API_KEY") or "").strip() \
         or (dotenv.get("OPENAI_API_KEY") or "").strip()
     return url, (key or None)
+
+
+# ----------------------------------------------------------------------------- replies
+
+#: Values that have no named fields (a JSON scalar or array), as opposed to an object or a mapping.
+_PLAIN = (str, bytes, bytearray, numbers.Number, list, tuple, type(None))
+
+
+def kind(value: Any) -> str:
+    """The JSON name of a value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, numbers.Number):
+        return "number"
+    if isinstance(value, (str, bytes, bytearray)):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__
+
+
+def field(obj: Any, name: str) -> Any:
+    """``obj[name]`` of a mapping or ``obj.name`` of an object; None if absent or ``obj`` is a plain value."""
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    if isinstance(obj, _PLAIN):
+        return None
+    try:
+        return getattr(obj, name, None)
+    except Exception:  # noqa: BLE001 - a property that raises is a missing field here
+        return None
+
+
+class MalformedReply(ValueError):
+    """A 2xx chat-completion response that holds no reply text in any shape we read."""
+
+
+def reply_text(response: Any, redact: Callable[[Any], str] = str) -> str:
+    """``choices[0].message.content`` as text (``''`` when it is null).
+
+    A list of content parts gives its text parts joined. Any other shape raises
+    :class:`MalformedReply` saying what is wrong (``redact`` cleans a non-JSON body's text first).
+    """
+    if isinstance(response, (str, bytes, bytearray)):  # the client hands back the text of a non-JSON body
+        text = response if isinstance(response, str) else bytes(response).decode("utf-8", "replace")
+        raise MalformedReply(f"the body is not JSON: {one_line(redact(text))[:60]!r}")
+    if isinstance(response, _PLAIN):
+        raise MalformedReply(f"the body is a JSON {kind(response)}, not a chat completion")
+    choices = field(response, "choices")
+    if not isinstance(choices, (list, tuple)):
+        raise MalformedReply("no 'choices'" if choices is None else f"'choices' is a {kind(choices)}, not a list")
+    if not choices:
+        raise MalformedReply("'choices' is empty")
+    message = field(choices[0], "message")
+    if message is None or isinstance(message, _PLAIN):
+        raise MalformedReply(f"choices[0] has no message object (got a {kind(message if message is not None else choices[0])})")
+    content = field(message, "content")
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, (list, tuple)):
+        texts = [field(part, "text") for part in content if field(part, "type") in ("text", None)]
+        texts = [t for t in texts if isinstance(t, str)]
+        if texts:
+            return "".join(texts)
+        raise MalformedReply("the message content is a list with no text part")
+    raise MalformedReply(f"the message content is a {kind(content)}, not text")

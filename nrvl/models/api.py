@@ -320,12 +320,14 @@ class OpenAIVideoModel(VideoModel):
     def _ask(self, messages: list) -> str:
         import openai
 
+        from nrvl.openai_endpoint import reply_text
+
         with self._client_lock:  # one client for all the pool's threads, made once
             if self._client is None:
                 self._client = self._client_factory()
         for attempt in range(self.retries):
             try:
-                text = _reply_text(self._client.chat.completions.create(**self._payload(messages)))
+                text = reply_text(self._client.chat.completions.create(**self._payload(messages))).strip()
                 if text and FAIL_MSG not in text:
                     return text
                 reason = "empty reply"
@@ -337,7 +339,7 @@ class OpenAIVideoModel(VideoModel):
                 reason = f"HTTP {e.status_code}"
             except (openai.APIConnectionError, openai.APITimeoutError, openai.APIResponseValidationError) as e:
                 reason = type(e).__name__
-            except Exception as e:  # noqa: BLE001 - a malformed 200 reply (HTML, a list, bad JSON): as VLMEvalKit,
+            except Exception as e:  # noqa: BLE001 - a malformed 200 reply (MalformedReply, bad JSON): as VLMEvalKit,
                 reason = f"malformed reply ({type(e).__name__})"  # retried, then FAIL_MSG, never a crash
             if attempt + 1 < self.retries:
                 delay = min(self.backoff_max, self.backoff_base * 2 ** attempt)
@@ -357,19 +359,6 @@ class OpenAIVideoModel(VideoModel):
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._client is not None:
             self._client.close()
-
-
-def _reply_text(resp) -> str:
-    """The first choice's text; ``content`` may also be a list of parts (some servers send that)."""
-    choices = resp.choices or []
-    msg = choices[0].message if choices else None
-    content = msg.content if msg is not None else None
-    if isinstance(content, list):
-        content = "".join(p.get("text") or "" if isinstance(p, dict) else getattr(p, "text", None) or ""
-                          for p in content)
-    if content is not None and not isinstance(content, str):
-        raise TypeError(f"content is {type(content).__name__}")
-    return (content or "").strip()
 
 
 def _make_client(base_url: str, api_key: str, timeout: float):
