@@ -100,6 +100,11 @@ def _ranks(ctx: Context, T: int, stream: str) -> torch.Tensor:
     return frame_ranks(ctx.seeds, T, stream, key=ctx.keys(stream))
 
 
+def _shuffle(ctx: Context, chosen: torch.Tensor, stream: str) -> torch.Tensor:
+    """``shuffle_map(chosen, ctx.seeds, stream)``, its key hashed on the host when it can be."""
+    return shuffle_map(chosen, ctx.seeds, stream, key=ctx.keys(stream))
+
+
 def nearest_anchor_map(kept: torch.Tensor) -> torch.Tensor:
     """Each frame's nearest kept frame (ties to the earlier one): int64 ``[B, T]``.
 
@@ -238,7 +243,7 @@ register_noise(
 def _frame_replace_sample(ctx: Context) -> dict:
     """Base params plus ``src``: int64 ``[B, T]``, the selected frames permuted among themselves."""
     params = base_params(ctx, "selected")  # stream "frames": the same frames as the other noises
-    params["src"] = shuffle_map(params["frames"], ctx.seeds, "frame_replace/perm", key=ctx.keys("frame_replace/perm"))
+    params["src"] = _shuffle(ctx, params["frames"], "frame_replace/perm")
     return params
 
 
@@ -307,7 +312,7 @@ def _temporal_jitter_sample(ctx: Context) -> dict:
         # a noise at ratio 0 (a clean run); here too ratio 0 means a clean clip (docs/deviations).
         n_drop = torch.zeros_like(n_drop)
     shuffled = _ranks(ctx, T, "temporal_jitter/replace") < n_replace[:, None]
-    src = shuffle_map(shuffled, ctx.seeds, "temporal_jitter/perm", key=ctx.keys("temporal_jitter/perm"))
+    src = _shuffle(ctx, shuffled, "temporal_jitter/perm")
     blank = _ranks(ctx, T, "temporal_jitter/drop") < n_drop[:, None]
     touched = shuffled | blank
     t = torch.arange(T, device=ctx.device, dtype=torch.int64)

@@ -605,6 +605,7 @@ def _setup(args, info) -> Setup:
 
     # Rank 0: dataset files and judge, before anything expensive.
     judge, error = None, None
+    verbose = bool(getattr(args, "verbose", False))
     if info.is_main:
         try:
             prepare_dataset(args.data)
@@ -615,7 +616,7 @@ def _setup(args, info) -> Setup:
         except OSError as e:  # unreadable cache, disk full while unpacking: every rank stops, not hangs
             error = (describe_os_error(e), EXIT_FAILED)
         except Exception as e:  # noqa: BLE001 - e.g. a decoder's own error: the other ranks wait in the collective
-            error = _rank_error(info, e, bool(getattr(args, "verbose", False)))
+            error = _rank_error(info, e, verbose)
     _collective(error, info)
 
     error = None
@@ -625,11 +626,8 @@ def _setup(args, info) -> Setup:
             dataset.check_videos(args.limit)
     except DatasetError as e:
         error = _one_line(e)
-    except OSError as e:  # a rank that cannot read the cache (node-local paths, permissions)
-        error = (f"rank {info.rank}: {describe_os_error(e)}" if info.distributed else describe_os_error(e),
-                 EXIT_FAILED)
-    except Exception as e:  # noqa: BLE001 - as above
-        error = _rank_error(info, e, bool(getattr(args, "verbose", False)))
+    except Exception as e:  # noqa: BLE001 - as above; e.g. a rank that cannot read the cache (permissions)
+        error = _rank_error(info, e, verbose)
     _collective(error, info)
     store_kwargs = {}
     if spec.pack:  # a stored pack is reused only by a run asking its video the same questions

@@ -226,7 +226,7 @@ def unpack_videos(root: Path, wanted: Optional[list[str]] = None) -> int:
         DatasetError: an unsafe or corrupt chunk.
     """
     video_dir = root / VIDEO_DIR
-    missing = None if wanted is None else set(_missing(video_dir, wanted)) if video_dir.is_dir() else set(wanted)
+    missing = None if wanted is None else set(_missing(video_dir, wanted))
     if missing is not None and not missing:
         return 0
     chunks = sorted((root / CHUNK_DIR).glob("*.pkl")) if (root / CHUNK_DIR).is_dir() else []

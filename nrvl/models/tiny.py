@@ -142,8 +142,6 @@ def _complete(folder: Path) -> bool:
 def _replace_incomplete(built: Path, target: Path) -> None:
     """Put ``built`` in place of an incomplete ``target`` (an older build's leftovers), keeping a
     complete one that another process renamed into place meanwhile."""
-    if _complete(target):  # another process replaced it meanwhile: keep theirs (a narrower race, not none)
-        return
     stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale.", dir=target.parent))
     try:
         try:
